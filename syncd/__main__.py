@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from syncd.cli import main
+
+main()

@@ -1,0 +1,98 @@
+"""Every error syncd raises on purpose, named for what the caller must do.
+
+    SyncdError                      root; ``str(err)`` is the one line shown to the operator
+    ├── ConfigError                 bad config file: fix it (exit 2); ``problems`` lists each one
+    ├── SourceError                 the legacy database failed or does not fit the contract
+    ├── StateError                  syncd's own state store failed
+    ├── LeaseLost                   another worker holds the pipeline; stop sending
+    ├── BudgetExceeded              the call would cross ``daily_credit_budget``; wait
+    └── CrmError                    anything the Zoho API said
+        ├── CrmAuthError            fatal: credentials are wrong or revoked; re-consent needed
+        ├── CrmFatalError           fatal: request is wrong (module, field, mapping); fix config
+        └── CrmRetriableError       temporary (429, 5xx, timeout, throttle); ``retry_after`` hint
+
+Per-row refusals (Zoho SKIPPED a record) are not exceptions: they are ``Outcome`` values
+(see ``syncd.model``) because one batch carries many of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class SyncdError(Exception):
+    """Root of every error syncd raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(SyncdError):
+    """The config file is missing or invalid; each problem names the file and dotted key."""
+
+    exit_code = 2
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class UsageError(SyncdError):
+    """The command line asks for something that cannot be done (unknown pipeline, ...)."""
+
+    exit_code = 2
+
+
+class SourceError(SyncdError):
+    """The legacy database failed, or its table does not fit the contract."""
+
+
+class StateError(SyncdError):
+    """syncd's own state store failed."""
+
+
+class LeaseLost(SyncdError):
+    """Another worker holds this pipeline's lease; this one must not send."""
+
+
+class BudgetExceeded(SyncdError):
+    """Sending now would cross the configured rolling-24h credit budget."""
+
+    def __init__(self, needed: int, spent: int, budget: int) -> None:
+        self.needed, self.spent, self.budget = needed, spent, budget
+        super().__init__(
+            f"daily credit budget reached: {spent} of {budget} credits spent in the last 24 h, "
+            f"the next call needs {needed}; syncd waits until credits roll off "
+            "(raise crm.daily_credit_budget to allow more)"
+        )
+
+
+class CrmError(SyncdError):
+    """Something the Zoho CRM API reported."""
+
+    def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None):
+        self.code = code
+        self.http_status = http_status
+        super().__init__(message)
+
+
+class CrmAuthError(CrmError):
+    """Credentials are wrong or revoked; a retry cannot help, the operator must act."""
+
+
+class CrmFatalError(CrmError):
+    """The request itself is wrong (module, field, mapping, file); a retry cannot help."""
+
+
+class CrmRetriableError(CrmError):
+    """A temporary failure (429, 5xx, timeout, dropped connection, token throttle)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code, http_status=http_status)
+        self.retry_after = retry_after

@@ -1,0 +1,168 @@
+"""Values that travel between the parts of syncd. Frozen, no I/O."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class FieldType(enum.StrEnum):
+    """How a legacy value is written to a CRM field."""
+
+    TEXT = "text"
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    DATETIME = "datetime"
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """One mapped column: CRM field ``api_name`` takes legacy ``column``."""
+
+    api_name: str
+    column: str
+    type: FieldType | None = None  # None: derived from the legacy column type
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    """A legacy row whose flag is false, with the mapped values exactly as read.
+
+    ``values`` is keyed by legacy column name; the compare-and-set uses these values, so
+    they must not be converted before the row is marked synced.
+    """
+
+    key: Any
+    values: Mapping[str, Any]
+
+    @property
+    def key_text(self) -> str:
+        """The legacy key as the CRM unique field holds it."""
+        return str(self.key)
+
+
+@dataclass(frozen=True)
+class CrmRecord:
+    """A row converted for the Upsert API: field API name -> JSON value (unique field included)."""
+
+    key: str
+    fields: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class BulkColumn:
+    """One column of a Bulk Write CSV; ``format`` is declared for dates and datetimes."""
+
+    api_name: str
+    format: str | None = None
+
+
+@dataclass(frozen=True)
+class BulkRow:
+    """A row converted for a Bulk Write CSV: the legacy key first, then one cell per column."""
+
+    key: str
+    cells: Sequence[str]
+
+
+class OutcomeKind(enum.StrEnum):
+    """What Zoho did with one record."""
+
+    ADDED = "added"
+    UPDATED = "updated"
+    SKIPPED = "skipped"  # Zoho refused the record; it goes to the reject list
+    RETRY = "retry"  # not processed (transient); send again later
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Zoho's answer for one record, matched to the legacy key (never to a position)."""
+
+    key: str
+    kind: OutcomeKind
+    record_id: str | None = None
+    code: str | None = None
+    field: str | None = None
+    message: str | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.kind in (OutcomeKind.ADDED, OutcomeKind.UPDATED)
+
+
+class JobState(enum.StrEnum):
+    """A bulk job as syncd's journal knows it."""
+
+    PREPARED = "prepared"  # file built, job not created yet (safe to drop after a crash)
+    CREATED = "created"  # Zoho has the job: poll and apply it, never create it again
+    APPLIED = "applied"  # result applied to the legacy table
+    FAILED = "failed"  # Zoho failed the job or it timed out; its rows stay pending
+
+
+@dataclass(frozen=True)
+class BulkFile:
+    """A zipped CSV on disk, ready to upload, and the keys it carries."""
+
+    path: str
+    keys: Sequence[str]
+    rows: int
+    zipped_bytes: int
+
+
+@dataclass(frozen=True)
+class BulkJobStatus:
+    """A poll of one bulk job."""
+
+    job_id: str
+    state: str  # normalised: ADDED, INPROGRESS, COMPLETED, FAILED
+    download_url: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("COMPLETED", "FAILED")
+
+
+class Api(enum.StrEnum):
+    UPSERT = "upsert"
+    BULK = "bulk"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How the planner sends a backlog, and what it costs."""
+
+    api: Api
+    rows: int
+    calls: int
+    credits: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A row Zoho refused, kept visible with its reason until its content changes."""
+
+    pipeline: str
+    key: str
+    code: str
+    field: str | None
+    message: str | None
+    content_hash: str
+    rejected_at: datetime
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    sent: int = 0
+    confirmed: int = 0
+    rejected: int = 0
+    retried: int = 0
+    stale: int = 0  # confirmed by Zoho but changed meanwhile: stays pending
+    credits: int = 0
+    extra: Mapping[str, int] = field(default_factory=dict)

@@ -1,0 +1,589 @@
+"""StateStore: every statement against syncd's own tables lives here.
+
+Time always comes in as an argument (``now``), so callers and tests decide what "now" is.
+Driver errors are translated into ``StateError`` here and never leak upwards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import filelock
+from sqlalchemy import Engine, delete, event, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from syncd.errors import StateError
+from syncd.model import JobState, Reject, RunCounts
+from syncd.ports import CachedToken
+from syncd.state import migrate
+from syncd.state.tables import (
+    buffer,
+    bulk_jobs,
+    credit_ledger,
+    leases,
+    rejects,
+    runs,
+    token_mints,
+    tokens,
+)
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 500  # keys per IN (...) list: well below every driver's parameter limit
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    id: int
+    pipeline: str
+    state: JobState
+    job_id: str | None
+    file_path: str
+    rows: int
+    manifest: dict[str, str]  # key -> content hash that was sent
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    pipeline: str
+    kind: str
+    status: str
+    host: str
+    started_at: datetime
+    finished_at: datetime | None
+    counts: RunCounts
+    error: str | None
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    pipeline: str
+    holder: str
+    acquired_at: datetime
+    heartbeat_at: datetime
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def create_state_engine(url: str) -> Engine:
+    """An engine for the state store; SQLite gets WAL and a busy timeout for multi-thread use."""
+    from sqlalchemy import create_engine
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url, hide_parameters=True, connect_args={"timeout": 30, "check_same_thread": False}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
+
+
+class StateStore:
+    """syncd's tables: runs, bulk-job journal, realtime buffer, rejects, tokens, credits, leases."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, upgrade: bool = True) -> StateStore:
+        """Connect and (by default) apply pending migrations."""
+        try:
+            engine = create_state_engine(url)
+            if upgrade:
+                migrate.upgrade(engine)
+        except (SQLAlchemyError, OSError) as exc:
+            shown = make_url(url).render_as_string(hide_password=True)
+            raise StateError(f"state store {shown}: {exc}") from exc
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            # Only the driver's own message: statement parameters may hold an access token.
+            reason = exc.orig if isinstance(exc, DBAPIError) else exc.__class__.__name__
+            raise StateError(f"state store: {reason}") from exc
+
+    def _insert_or_update(
+        self,
+        conn: Connection,
+        table: Any,
+        rows: list[dict[str, Any]],
+        keys: list[str],
+        update_cols: list[str],
+    ) -> None:
+        if not rows:
+            return
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(table)
+        if update_cols:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=keys, set_={c: stmt.excluded[c] for c in update_cols}
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+        conn.execute(stmt, rows)
+
+    # -- tokens (ports.TokenCache) -------------------------------------------------------------
+
+    def load_token(self, cache_key: str) -> CachedToken | None:
+        with self._tx() as conn:
+            row = conn.execute(select(tokens).where(tokens.c.cache_key == cache_key)).first()
+        if row is None:
+            return None
+        return CachedToken(row.access_token, row.api_domain, row.expires_at)
+
+    def save_token(self, cache_key: str, token: CachedToken, minted_at: datetime) -> None:
+        row = {
+            "cache_key": cache_key,
+            "access_token": token.access_token,
+            "api_domain": token.api_domain,
+            "expires_at": token.expires_at,
+            "minted_at": minted_at,
+        }
+        with self._tx() as conn:
+            self._insert_or_update(
+                conn,
+                tokens,
+                [row],
+                ["cache_key"],
+                ["access_token", "api_domain", "expires_at", "minted_at"],
+            )
+            conn.execute(insert(token_mints), [{"cache_key": cache_key, "minted_at": minted_at}])
+
+    def mints_since(self, cache_key: str, since: datetime) -> int:
+        query = select(func.count()).where(
+            token_mints.c.cache_key == cache_key, token_mints.c.minted_at >= since
+        )
+        with self._tx() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def token_lock(self, cache_key: str) -> AbstractContextManager[None]:
+        return self._named_lock(f"token:{cache_key}")
+
+    @contextmanager
+    def _named_lock(self, name: str) -> Iterator[None]:
+        """A lock shared by every process using this store (advisory lock or lock file)."""
+        if self.is_sqlite:
+            with filelock.FileLock(self._lock_path(name), timeout=120):
+                yield
+            return
+        lock_id = _lock_id(name)
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": lock_id})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+                conn.commit()
+
+    def _lock_path(self, name: str) -> str:
+        database = self.engine.url.database or "syncd-memory"
+        safe = "".join(ch if ch.isalnum() else "_" for ch in name)[:80]
+        return f"{database}.{safe}.lock"
+
+    # -- credits (ports.CreditLedger) ----------------------------------------------------------
+
+    def record_credits(self, kind: str, credits: int, at: datetime, calls: int = 1) -> None:
+        row = {"at": at, "kind": kind, "calls": calls, "credits": credits}
+        with self._tx() as conn:
+            conn.execute(insert(credit_ledger), [row])
+
+    def credits_spent_since(self, since: datetime) -> int:
+        query = select(func.coalesce(func.sum(credit_ledger.c.credits), 0)).where(
+            credit_ledger.c.at >= since
+        )
+        with self._tx() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def calls_since(self, since: datetime) -> dict[str, tuple[int, int]]:
+        """Calls and credits per kind since ``since``."""
+        query = (
+            select(
+                credit_ledger.c.kind,
+                func.sum(credit_ledger.c.calls),
+                func.sum(credit_ledger.c.credits),
+            )
+            .where(credit_ledger.c.at >= since)
+            .group_by(credit_ledger.c.kind)
+        )
+        with self._tx() as conn:
+            return {kind: (int(c), int(cr)) for kind, c, cr in conn.execute(query)}
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def start_run(self, pipeline: str, kind: str, host: str, now: datetime) -> int:
+        row = {
+            "pipeline": pipeline,
+            "kind": kind,
+            "status": "running",
+            "host": host,
+            "started_at": now,
+        }
+        with self._tx() as conn:
+            result = conn.execute(insert(runs).returning(runs.c.id), [row])
+            return int(result.scalar_one())
+
+    def finish_run(
+        self, run_id: int, status: str, counts: RunCounts, now: datetime, error: str | None = None
+    ) -> None:
+        values = {
+            "status": status,
+            "finished_at": now,
+            "error": error,
+            "sent": counts.sent,
+            "confirmed": counts.confirmed,
+            "rejected": counts.rejected,
+            "retried": counts.retried,
+            "stale": counts.stale,
+            "credits": counts.credits,
+        }
+        with self._tx() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+
+    def last_runs(self, pipeline: str, limit: int = 5) -> list[RunRecord]:
+        query = (
+            select(runs)
+            .where(runs.c.pipeline == pipeline)
+            .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+            .limit(limit)
+        )
+        with self._tx() as conn:
+            return [_run_record(row) for row in conn.execute(query)]
+
+    def has_succeeded(self, pipeline: str, kind: str) -> bool:
+        query = select(func.count()).where(
+            runs.c.pipeline == pipeline, runs.c.kind == kind, runs.c.status == "succeeded"
+        )
+        with self._tx() as conn:
+            return int(conn.execute(query).scalar_one()) > 0
+
+    # -- bulk-job journal -----------------------------------------------------------------------
+
+    def journal_prepare(
+        self,
+        pipeline: str,
+        run_id: int | None,
+        file_path: str,
+        manifest: Mapping[str, str],
+        now: datetime,
+    ) -> int:
+        row = {
+            "pipeline": pipeline,
+            "run_id": run_id,
+            "state": JobState.PREPARED.value,
+            "job_id": None,
+            "file_path": file_path,
+            "rows": len(manifest),
+            "manifest": json.dumps(manifest, separators=(",", ":")),
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self._tx() as conn:
+            return int(
+                conn.execute(insert(bulk_jobs).returning(bulk_jobs.c.id), [row]).scalar_one()
+            )
+
+    def journal_created(self, entry_id: int, job_id: str, now: datetime) -> None:
+        self._journal_set(entry_id, now, state=JobState.CREATED.value, job_id=job_id)
+
+    def journal_finish(
+        self, entry_id: int, state: JobState, now: datetime, error: str | None = None
+    ) -> None:
+        self._journal_set(entry_id, now, state=state.value, error=error)
+
+    def _journal_set(self, entry_id: int, now: datetime, **values: Any) -> None:
+        stmt = update(bulk_jobs).where(bulk_jobs.c.id == entry_id)
+        with self._tx() as conn:
+            conn.execute(stmt.values(updated_at=now, **values))
+
+    def journal_open(self, pipeline: str) -> list[JournalEntry]:
+        """Entries not yet applied or failed, oldest first (PREPARED and CREATED)."""
+        query = (
+            select(bulk_jobs)
+            .where(
+                bulk_jobs.c.pipeline == pipeline,
+                bulk_jobs.c.state.in_([JobState.PREPARED.value, JobState.CREATED.value]),
+            )
+            .order_by(bulk_jobs.c.id)
+        )
+        with self._tx() as conn:
+            return [_journal_entry(row) for row in conn.execute(query)]
+
+    def jobs_in_flight(self, pipeline: str) -> int:
+        query = select(func.count()).where(
+            bulk_jobs.c.pipeline == pipeline, bulk_jobs.c.state == JobState.CREATED.value
+        )
+        with self._tx() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # -- realtime buffer ------------------------------------------------------------------------
+
+    def buffer_add(self, pipeline: str, keys: Iterable[str], now: datetime) -> None:
+        """Buffer keys; a key already buffered keeps its first-seen time (changes collapse)."""
+        rows = [
+            {"pipeline": pipeline, "key": k, "first_seen_at": now, "last_seen_at": now}
+            for k in keys
+        ]
+        with self._tx() as conn:
+            for part in _chunks(rows):
+                self._insert_or_update(
+                    conn, buffer, list(part), ["pipeline", "key"], ["last_seen_at"]
+                )
+
+    def buffer_stats(self, pipeline: str) -> tuple[int, datetime | None]:
+        """How many keys are buffered and when the oldest was first seen."""
+        where = buffer.c.pipeline == pipeline
+        # ORDER BY .. LIMIT 1, not MIN(): the column type then turns it back into a datetime.
+        oldest = select(buffer.c.first_seen_at).where(where).order_by(buffer.c.first_seen_at)
+        with self._tx() as conn:
+            count = int(conn.execute(select(func.count()).where(where)).scalar_one())
+            first = conn.execute(oldest.limit(1)).scalar_one_or_none()
+        return count, first
+
+    def buffer_keys(self, pipeline: str, limit: int | None = None) -> list[str]:
+        """Buffered keys, oldest first."""
+        query = (
+            select(buffer.c.key)
+            .where(buffer.c.pipeline == pipeline)
+            .order_by(buffer.c.first_seen_at, buffer.c.key)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self._tx() as conn:
+            return [row.key for row in conn.execute(query)]
+
+    def buffer_remove(self, pipeline: str, keys: Sequence[str]) -> None:
+        with self._tx() as conn:
+            for part in _chunks(list(keys)):
+                conn.execute(
+                    delete(buffer).where(buffer.c.pipeline == pipeline, buffer.c.key.in_(part))
+                )
+
+    # -- rejects --------------------------------------------------------------------------------
+
+    def record_rejects(self, items: Sequence[Reject]) -> None:
+        """Record rejects; a key rejected again gets the new reason and one more attempt."""
+        if not items:
+            return
+        with self._tx() as conn:
+            known = self._reject_attempts(conn, items)
+            for item in items:
+                attempts = known.get((item.pipeline, item.key), 0) + 1
+                values = {
+                    "code": item.code,
+                    "field": item.field,
+                    "message": item.message,
+                    "content_hash": item.content_hash,
+                    "last_rejected_at": item.rejected_at,
+                    "attempts": attempts,
+                }
+                if attempts == 1:
+                    conn.execute(
+                        insert(rejects).values(
+                            pipeline=item.pipeline,
+                            key=item.key,
+                            first_rejected_at=item.rejected_at,
+                            **values,
+                        )
+                    )
+                else:
+                    conn.execute(
+                        update(rejects)
+                        .where(rejects.c.pipeline == item.pipeline, rejects.c.key == item.key)
+                        .values(**values)
+                    )
+
+    def _reject_attempts(
+        self, conn: Connection, items: Sequence[Reject]
+    ) -> dict[tuple[str, str], int]:
+        pipeline = items[0].pipeline
+        found: dict[tuple[str, str], int] = {}
+        for part in _chunks([i.key for i in items]):
+            query = select(rejects.c.key, rejects.c.attempts).where(
+                rejects.c.pipeline == pipeline, rejects.c.key.in_(part)
+            )
+            found.update({(pipeline, k): a for k, a in conn.execute(query)})
+        return found
+
+    def reject_hashes(self, pipeline: str, keys: Sequence[str]) -> dict[str, str]:
+        """key -> content hash of the rejected version, for the keys that are rejects."""
+        found: dict[str, str] = {}
+        with self._tx() as conn:
+            for part in _chunks(list(keys)):
+                query = select(rejects.c.key, rejects.c.content_hash).where(
+                    rejects.c.pipeline == pipeline, rejects.c.key.in_(part)
+                )
+                found.update(dict(conn.execute(query).tuples()))
+        return found
+
+    def release_rejects(self, pipeline: str, keys: Sequence[str] | None = None) -> int:
+        """Forget rejects (all of the pipeline's when ``keys`` is None); returns how many."""
+        with self._tx() as conn:
+            if keys is None:
+                stmt = delete(rejects).where(rejects.c.pipeline == pipeline)
+                return int(conn.execute(stmt).rowcount)
+            total = 0
+            for part in _chunks(list(keys)):
+                stmt = delete(rejects).where(
+                    rejects.c.pipeline == pipeline, rejects.c.key.in_(part)
+                )
+                total += int(conn.execute(stmt).rowcount)
+            return total
+
+    def list_rejects(self, pipeline: str, limit: int = 50, offset: int = 0) -> list[Reject]:
+        query = (
+            select(rejects)
+            .where(rejects.c.pipeline == pipeline)
+            .order_by(rejects.c.last_rejected_at.desc(), rejects.c.key)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._tx() as conn:
+            return [_reject(row) for row in conn.execute(query)]
+
+    def get_reject(self, pipeline: str, key: str) -> Reject | None:
+        query = select(rejects).where(rejects.c.pipeline == pipeline, rejects.c.key == key)
+        with self._tx() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _reject(row)
+
+    def count_rejects(self, pipeline: str) -> int:
+        query = select(func.count()).where(rejects.c.pipeline == pipeline)
+        with self._tx() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # -- leases (who holds a pipeline; the lock itself is in syncd.state.lease) -----------------
+
+    def record_lease(self, pipeline: str, holder: str, now: datetime) -> None:
+        row = {"pipeline": pipeline, "holder": holder, "acquired_at": now, "heartbeat_at": now}
+        with self._tx() as conn:
+            self._insert_or_update(
+                conn, leases, [row], ["pipeline"], ["holder", "acquired_at", "heartbeat_at"]
+            )
+
+    def heartbeat_lease(self, pipeline: str, holder: str, now: datetime) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(leases)
+                .where(leases.c.pipeline == pipeline, leases.c.holder == holder)
+                .values(heartbeat_at=now)
+            )
+
+    def clear_lease(self, pipeline: str, holder: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                delete(leases).where(leases.c.pipeline == pipeline, leases.c.holder == holder)
+            )
+
+    def lease_holder(self, pipeline: str) -> LeaseRecord | None:
+        with self._tx() as conn:
+            row = conn.execute(select(leases).where(leases.c.pipeline == pipeline)).first()
+        return (
+            None
+            if row is None
+            else LeaseRecord(row.pipeline, row.holder, row.acquired_at, row.heartbeat_at)
+        )
+
+    # -- housekeeping ---------------------------------------------------------------------------
+
+    def prune(self, before: datetime) -> int:
+        """Delete finished runs, settled journal entries, mints and ledger rows older than this."""
+        statements = [
+            delete(runs).where(runs.c.finished_at < before),
+            delete(bulk_jobs).where(
+                bulk_jobs.c.updated_at < before,
+                bulk_jobs.c.state.in_([JobState.APPLIED.value, JobState.FAILED.value]),
+            ),
+            delete(token_mints).where(token_mints.c.minted_at < before),
+            delete(credit_ledger).where(credit_ledger.c.at < before),
+        ]
+        with self._tx() as conn:
+            return sum(int(conn.execute(stmt).rowcount) for stmt in statements)
+
+
+def _lock_id(name: str) -> int:
+    """A stable signed 64-bit id for pg_advisory_lock."""
+    import hashlib
+
+    digest = hashlib.sha256(f"syncd:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _run_record(row: Any) -> RunRecord:
+    counts = RunCounts(
+        sent=row.sent,
+        confirmed=row.confirmed,
+        rejected=row.rejected,
+        retried=row.retried,
+        stale=row.stale,
+        credits=row.credits,
+    )
+    return RunRecord(
+        row.id,
+        row.pipeline,
+        row.kind,
+        row.status,
+        row.host,
+        row.started_at,
+        row.finished_at,
+        counts,
+        row.error,
+    )
+
+
+def _journal_entry(row: Any) -> JournalEntry:
+    return JournalEntry(
+        row.id,
+        row.pipeline,
+        JobState(row.state),
+        row.job_id,
+        row.file_path,
+        row.rows,
+        json.loads(row.manifest),
+    )
+
+
+def _reject(row: Any) -> Reject:
+    return Reject(
+        row.pipeline,
+        row.key,
+        row.code,
+        row.field,
+        row.message,
+        row.content_hash,
+        row.last_rejected_at,
+        row.attempts,
+    )

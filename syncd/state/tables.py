@@ -1,0 +1,160 @@
+"""The state store's schema, defined once. Alembic migrations are generated from this metadata."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out; SQLite keeps no zone, so one is attached on the way out."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("syncd passes only timezone-aware datetimes to the state store")
+        utc = value.astimezone(UTC)
+        # SQLite compares timestamps as text: store one naive UTC form so ordering holds.
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BigInteger ids autoincrement on PostgreSQL; SQLite only autoincrements INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+KEY = String(255)  # legacy keys are stored as text: the CRM unique field holds them as text
+
+runs = Table(
+    "syncd_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("pipeline", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),  # initial | realtime | interval
+    Column("status", String(20), nullable=False),  # running | succeeded | partial | failed
+    Column("host", String(255), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime()),
+    Column("sent", Integer, nullable=False, default=0),
+    Column("confirmed", Integer, nullable=False, default=0),
+    Column("rejected", Integer, nullable=False, default=0),
+    Column("retried", Integer, nullable=False, default=0),
+    Column("stale", Integer, nullable=False, default=0),
+    Column("credits", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Index("ix_syncd_runs_pipeline_started", "pipeline", "started_at"),
+)
+
+# The bulk-job journal: a row exists before a job is waited on, so a restart polls and applies
+# the job instead of paying for it again. ``manifest`` maps each key to the content hash that was
+# sent, which is what the compare-and-set needs after a crash.
+bulk_jobs = Table(
+    "syncd_bulk_jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("pipeline", String(100), nullable=False),
+    Column("run_id", BigInteger),
+    Column("state", String(20), nullable=False),  # syncd.model.JobState
+    Column("job_id", String(64)),
+    Column("file_path", Text, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("manifest", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("error", Text),
+    Index("ix_syncd_bulk_jobs_pipeline_state", "pipeline", "state"),
+)
+
+buffer = Table(
+    "syncd_buffer",
+    metadata,
+    Column("pipeline", String(100), primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("first_seen_at", UtcDateTime(), nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+    Index("ix_syncd_buffer_pipeline_first_seen", "pipeline", "first_seen_at"),
+)
+
+rejects = Table(
+    "syncd_rejects",
+    metadata,
+    Column("pipeline", String(100), primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("code", String(64), nullable=False),
+    Column("field", String(255)),
+    Column("message", Text),
+    Column("content_hash", String(64), nullable=False),
+    Column("first_rejected_at", UtcDateTime(), nullable=False),
+    Column("last_rejected_at", UtcDateTime(), nullable=False),
+    Column("attempts", Integer, nullable=False, default=1),
+)
+
+tokens = Table(
+    "syncd_tokens",
+    metadata,
+    Column("cache_key", String(64), primary_key=True),
+    Column("access_token", Text, nullable=False),
+    Column("api_domain", String(255)),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("minted_at", UtcDateTime(), nullable=False),
+)
+
+token_mints = Table(
+    "syncd_token_mints",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("cache_key", String(64), nullable=False),
+    Column("minted_at", UtcDateTime(), nullable=False),
+    Index("ix_syncd_token_mints_key_at", "cache_key", "minted_at"),
+)
+
+credit_ledger = Table(
+    "syncd_credit_ledger",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("calls", Integer, nullable=False),
+    Column("credits", Integer, nullable=False),
+    Index("ix_syncd_credit_ledger_at", "at"),
+)
+
+# Who holds each pipeline, for `status`; mutual exclusion itself is the advisory/file lock.
+leases = Table(
+    "syncd_leases",
+    metadata,
+    Column("pipeline", String(100), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("acquired_at", UtcDateTime(), nullable=False),
+    Column("heartbeat_at", UtcDateTime(), nullable=False),
+)
