@@ -166,3 +166,19 @@ class RunCounts:
     stale: int = 0  # confirmed by Zoho but changed meanwhile: stays pending
     credits: int = 0
     extra: Mapping[str, int] = field(default_factory=dict)
+
+
+def content_hash(values: Mapping[str, Any]) -> str:
+    """A stable fingerprint of a row's mapped values, as read from the legacy table.
+
+    Used to tell whether a rejected row was fixed, and to re-check after a crash that a
+    journaled row still holds what was sent. Type names are included so 1 and "1" differ.
+    """
+    import hashlib
+    import json
+
+    canonical = json.dumps(
+        {name: [type(value).__name__, repr(value)] for name, value in sorted(values.items())},
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]

@@ -446,7 +446,7 @@ class StateStore:
                 query = select(rejects.c.key, rejects.c.content_hash).where(
                     rejects.c.pipeline == pipeline, rejects.c.key.in_(part)
                 )
-                found.update(dict(conn.execute(query).tuples()))
+                found.update({k: h for k, h in conn.execute(query)})
         return found
 
     def release_rejects(self, pipeline: str, keys: Sequence[str] | None = None) -> int:

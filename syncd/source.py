@@ -1,0 +1,309 @@
+"""The legacy table: reflection and checks, keyset batches, and the compare-and-set of the flag.
+
+All SQL against the legacy database lives here. Identifiers from the config reach SQL only as
+reflected ``Table``/``Column`` objects, so the dialect quotes them; values are always bound.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    and_,
+    bindparam,
+    create_engine,
+    false,
+    func,
+    inspect,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeEngine
+
+from syncd.errors import SourceError
+from syncd.model import FieldMap, FieldType, PendingRow
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What the engine needs to know about one pipeline's legacy table."""
+
+    pipeline: str
+    table: str  # may be "schema.table"
+    key: str
+    flag: str
+    fields: tuple[FieldMap, ...]
+    version_column: str | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """The mapped columns, each once, in mapping order."""
+        seen: dict[str, None] = {}
+        for item in self.fields:
+            seen.setdefault(item.column, None)
+        return list(seen)
+
+
+@dataclass
+class Inspection:
+    """What `syncd check` reports about a legacy table."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    column_types: dict[str, str] = field(default_factory=dict)
+    pending: int | None = None
+
+
+def open_source_engine(url: str) -> Engine:
+    try:
+        return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise SourceError(f"legacy database URL {_shown(url)}: {exc}") from exc
+
+
+def _shown(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except SQLAlchemyError:
+        return "<unparseable URL>"
+
+
+def _translate(exc: SQLAlchemyError, what: str) -> SourceError:
+    reason = exc.orig if isinstance(exc, DBAPIError) else exc
+    return SourceError(f"legacy database: {what}: {reason}")
+
+
+def field_type_of(sql_type: TypeEngine[Any]) -> FieldType:
+    """The CRM value type a legacy column type converts to by default."""
+    if _is_boolean_like(sql_type):
+        return FieldType.BOOLEAN
+    checks: list[tuple[type[TypeEngine[Any]], FieldType]] = [
+        (Integer, FieldType.INTEGER),
+        (Numeric, FieldType.DECIMAL),
+        (Float, FieldType.DECIMAL),
+        (DateTime, FieldType.DATETIME),
+        (Date, FieldType.DATE),
+    ]
+    for kind, result in checks:
+        if isinstance(sql_type, kind):
+            return result
+    return FieldType.TEXT
+
+
+def _is_boolean_like(sql_type: TypeEngine[Any]) -> bool:
+    if isinstance(sql_type, Boolean):
+        return True
+    # MySQL/MariaDB have no BOOLEAN: it is TINYINT(1), which reflects as TINYINT(display_width=1).
+    return isinstance(sql_type, mysql.TINYINT) and getattr(sql_type, "display_width", None) == 1
+
+
+class LegacyTable:
+    """One pipeline's legacy table (implements ``syncd.ports.Source``)."""
+
+    def __init__(self, engine: Engine, spec: TableSpec) -> None:
+        self.engine = engine
+        self.spec = spec
+        self._table: Table | None = None
+
+    @property
+    def table(self) -> Table:
+        if self._table is None:
+            self._table = self._reflect()
+        return self._table
+
+    def _reflect(self) -> Table:
+        schema, _, name = self.spec.table.rpartition(".")
+        try:
+            return Table(name, MetaData(), schema=schema or None, autoload_with=self.engine)
+        except NoSuchTableError as exc:
+            raise SourceError(
+                f"pipeline {self.spec.pipeline}: table {self.spec.table!r} not found in the "
+                "legacy database"
+            ) from exc
+        except SQLAlchemyError as exc:
+            raise _translate(exc, f"reflecting {self.spec.table!r}") from exc
+
+    def _col(self, name: str) -> Column[Any]:
+        return self.table.c[name]
+
+    @contextmanager
+    def _connect(self, what: str, *, write: bool = False) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() if write else self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise _translate(exc, what) from exc
+
+    # -- checks ---------------------------------------------------------------------------------
+
+    def inspect(self) -> Inspection:
+        """Check the table against the contract: columns, flag type, index for pending lookups."""
+        report = Inspection()
+        table = self.table
+        wanted = {"key": self.spec.key, "flag": self.spec.flag}
+        if self.spec.version_column:
+            wanted["version_column"] = self.spec.version_column
+        wanted.update({f"fields.{f.api_name}": f.column for f in self.spec.fields})
+        for role, column in wanted.items():
+            if column not in table.c:
+                report.problems.append(
+                    f"pipeline {self.spec.pipeline}: {role}: column {column!r} not found in "
+                    f"table {self.spec.table!r} (columns: {', '.join(table.c.keys())})"
+                )
+        if self.spec.flag in table.c and not _is_boolean_like(table.c[self.spec.flag].type):
+            report.problems.append(
+                f"pipeline {self.spec.pipeline}: flag column {self.spec.flag!r} is "
+                f"{table.c[self.spec.flag].type}, expected a boolean (BOOLEAN, or TINYINT(1) "
+                "on MySQL/MariaDB)"
+            )
+        if report.problems:
+            return report
+        report.column_types = {c: str(table.c[c].type) for c in self.spec.columns}
+        if not self._has_pending_index():
+            report.warnings.append(self._index_advice())
+        report.pending = self.count_pending()
+        return report
+
+    def _has_pending_index(self) -> bool:
+        try:
+            indexes = inspect(self.engine).get_indexes(self.table.name, schema=self.table.schema)
+        except SQLAlchemyError as exc:
+            raise _translate(exc, "listing indexes") from exc
+        for index in indexes:
+            columns = [c for c in index.get("column_names", []) if c]
+            options = index.get("dialect_options", {})
+            where = str(options.get("postgresql_where", options.get("sqlite_where", "")))
+            if (columns and columns[0] == self.spec.flag) or self.spec.flag in where:
+                return True
+        return False
+
+    def _index_advice(self) -> str:
+        """Ready-to-run DDL, quoted by the dialect's own identifier preparer."""
+        preparer = self.engine.dialect.identifier_preparer
+        table = preparer.format_table(self.table)
+        key, flag = preparer.quote(self.spec.key), preparer.quote(self.spec.flag)
+        index = preparer.quote(f"{self.table.name}_{self.spec.flag}_pending_idx")
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            ddl = f"CREATE INDEX CONCURRENTLY {index} ON {table} ({key}) WHERE NOT {flag};"
+        elif dialect == "sqlite":
+            ddl = f"CREATE INDEX {index} ON {table} ({key}) WHERE {flag} = 0;"
+        else:
+            ddl = f"CREATE INDEX {index} ON {table} ({flag}, {key});"
+        return (
+            f"pipeline {self.spec.pipeline}: no index serves `{self.spec.flag} = false` lookups; "
+            f"every poll scans the table. Suggested:\n  {ddl}"
+        )
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def _select_rows(self) -> Any:
+        names = [self.spec.key, *self.spec.columns]
+        if self.spec.version_column and self.spec.version_column not in names:
+            names.append(self.spec.version_column)
+        return select(*[self._col(n) for n in dict.fromkeys(names)])
+
+    def _pending(self) -> ColumnElement[bool]:
+        return self._col(self.spec.flag) == false()
+
+    def _to_row(self, row: Any) -> PendingRow:
+        mapping = dict(row._mapping)
+        key = mapping[self.spec.key]
+        values = {c: mapping[c] for c in self.spec.columns}
+        if self.spec.version_column:
+            values.setdefault(self.spec.version_column, mapping[self.spec.version_column])
+        return PendingRow(key=key, values=values)
+
+    def pending_batch(self, after_key: Any | None, limit: int) -> list[PendingRow]:
+        key = self._col(self.spec.key)
+        query = self._select_rows().where(self._pending()).order_by(key).limit(limit)
+        if after_key is not None:
+            query = query.where(key > after_key)
+        with self._connect("reading pending rows") as conn:
+            return [self._to_row(r) for r in conn.execute(query)]
+
+    def count_pending(self) -> int:
+        query = select(func.count()).select_from(self.table).where(self._pending())
+        with self._connect("counting pending rows") as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def fetch_rows(self, keys: Sequence[Any]) -> list[PendingRow]:
+        key = self._col(self.spec.key)
+        found: list[PendingRow] = []
+        with self._connect("reading rows") as conn:
+            for start in range(0, len(keys), _CHUNK):
+                part = list(keys[start : start + _CHUNK])
+                query = self._select_rows().where(key.in_(part)).order_by(key)
+                found.extend(self._to_row(r) for r in conn.execute(query))
+        return found
+
+    def column_types(self) -> dict[str, FieldType]:
+        return {c: field_type_of(self.table.c[c].type) for c in self.spec.columns}
+
+    # -- the compare-and-set --------------------------------------------------------------------
+
+    def mark_synced(self, rows: Sequence[PendingRow]) -> set[str]:
+        """Set the flag true only where the row still holds exactly what was sent.
+
+        One UPDATE per row (executemany) inside one transaction, then a read of which keys are
+        now flagged; rows changed meanwhile keep flag false and are sent again.
+        """
+        if not rows:
+            return set()
+        stmt = update(self.table).where(self._cas_condition()).values({self.spec.flag: true()})
+        params = [self._cas_params(row) for row in rows]
+        key = self._col(self.spec.key)
+        marked: set[str] = set()
+        with self._connect("marking rows synced", write=True) as conn:
+            conn.execute(stmt, params)
+            for start in range(0, len(rows), _CHUNK):
+                part = [r.key for r in rows[start : start + _CHUNK]]
+                query = select(key).where(key.in_(part), self._col(self.spec.flag) == true())
+                marked.update(str(k) for k in conn.scalars(query))
+        return marked
+
+    def _cas_condition(self) -> ColumnElement[bool]:
+        clauses = [self._col(self.spec.key) == bindparam("cas_key")]
+        compared = [self.spec.version_column] if self.spec.version_column else self.spec.columns
+        for index, name in enumerate(compared):
+            clauses.append(self._same(self._col(name), bindparam(f"cas_{index}")))
+        return and_(*clauses)
+
+    def _same(self, column: Column[Any], value: Any) -> ColumnElement[bool]:
+        """NULL-safe equality; byte-exact for MySQL text (its collations ignore case, padding)."""
+        mysql_text = self.engine.dialect.name in ("mysql", "mariadb") and isinstance(
+            column.type, String
+        )
+        if mysql_text:
+            return func.binary(column).is_not_distinct_from(func.binary(value))
+        return column.is_not_distinct_from(value)
+
+    def _cas_params(self, row: PendingRow) -> dict[str, Any]:
+        compared = [self.spec.version_column] if self.spec.version_column else self.spec.columns
+        params = {f"cas_{i}": row.values[name] for i, name in enumerate(compared)}
+        params["cas_key"] = row.key
+        return params

@@ -1,0 +1,121 @@
+"""Shared fixtures: real PostgreSQL / MariaDB databases, a clean environment.
+
+Database servers come from SYNCD_TEST_POSTGRES_URL / SYNCD_TEST_MYSQL_URL; without them a
+testcontainers container is started when a Docker engine answers, and otherwise the tests that
+need the server are skipped -- except under CI=true, where an unreachable server is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(autouse=True)
+def _clean_syncd_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SYNCD_* variable from the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("SYNCD_") and not name.startswith("SYNCD_TEST_"):
+            monkeypatch.delenv(name)
+
+
+def _unavailable(what: str, why: str) -> None:
+    message = f"{what} not available: {why}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: a missing database is a failure, not a skip)")
+    pytest.skip(message)
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env().ping()
+    except Exception:  # any failure means "no usable engine"
+        return False
+    return True
+
+
+def _server_url(env: str, what: str, container: str) -> Iterator[str]:
+    url = os.environ.get(env)
+    if url:
+        probe = create_engine(url, poolclass=NullPool)
+        try:
+            with probe.connect():
+                pass
+        except Exception as exc:
+            _unavailable(what, f"{env}={make_url(url).render_as_string()} unreachable: {exc}")
+        yield url
+        return
+    if not _docker_answers():
+        _unavailable(what, f"{env} is not set and no Docker engine answers for testcontainers")
+    if container == "postgres":
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16", driver="psycopg") as pg:
+            yield pg.get_connection_url()
+    else:
+        from testcontainers.mysql import MySqlContainer
+
+        with MySqlContainer("mariadb:11") as my:
+            yield my.get_connection_url().replace("mysql://", "mysql+pymysql://", 1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    yield from _server_url("SYNCD_TEST_POSTGRES_URL", "PostgreSQL", "postgres")
+
+
+@pytest.fixture(scope="session")
+def mysql_server() -> Iterator[str]:
+    yield from _server_url("SYNCD_TEST_MYSQL_URL", "MySQL/MariaDB", "mysql")
+
+
+def _fresh_database(server_url: str) -> Iterator[str]:
+    """A new empty database on the server for one test, dropped afterwards."""
+    name = f"syncd_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            if admin.dialect.name == "postgresql":
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            else:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url(postgres_server: str) -> Iterator[str]:
+    """URL of a fresh PostgreSQL database."""
+    yield from _fresh_database(postgres_server)
+
+
+@pytest.fixture
+def mysql_url(mysql_server: str) -> Iterator[str]:
+    """URL of a fresh MySQL/MariaDB database."""
+    yield from _fresh_database(mysql_server)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: os.PathLike[str]) -> str:
+    """URL of a fresh SQLite file."""
+    return f"sqlite:///{os.fspath(tmp_path)}/legacy.db"
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def legacy_url(request: pytest.FixtureRequest) -> str:
+    """A fresh legacy database of each supported kind."""
+    fixture = {"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "mysql_url"}[request.param]
+    return str(request.getfixturevalue(fixture))

@@ -1,0 +1,99 @@
+"""StateStore behaviour on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from syncd.model import JobState, Reject, RunCounts
+from syncd.ports import CachedToken
+from syncd.state.store import StateStore
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
+    fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    opened = StateStore.open(str(request.getfixturevalue(fixture)))
+    yield opened
+    opened.close()
+
+
+def test_buffer_collapses_repeated_keys_and_keeps_first_seen(store: StateStore) -> None:
+    """A key buffered twice is one entry whose age counts from the first sighting."""
+    store.buffer_add("orders", ["1", "2"], T0)
+    store.buffer_add("orders", ["2", "3"], T0 + timedelta(minutes=5))
+    count, oldest = store.buffer_stats("orders")
+    assert count == 3
+    assert oldest == T0
+    assert store.buffer_keys("orders") == ["1", "2", "3"]
+    store.buffer_remove("orders", ["1", "2"])
+    assert store.buffer_stats("orders") == (1, T0 + timedelta(minutes=5))
+
+
+def test_credit_ledger_sums_a_rolling_window(store: StateStore) -> None:
+    """Credits older than the window start do not count."""
+    store.record_credits("upsert", 10, T0 - timedelta(hours=25))
+    store.record_credits("bulk_job", 500, T0 - timedelta(hours=1))
+    store.record_credits("upsert", 3, T0)
+    assert store.credits_spent_since(T0 - timedelta(hours=24)) == 503
+    assert store.calls_since(T0 - timedelta(hours=24)) == {"bulk_job": (1, 500), "upsert": (1, 3)}
+
+
+def test_token_cache_round_trip_and_mint_count(store: StateStore) -> None:
+    """A saved token is loaded back intact and every save counts as one mint."""
+    token = CachedToken("1000.abc", "https://www.zohoapis.eu", T0 + timedelta(hours=1))
+    store.save_token("k", token, T0)
+    store.save_token("k", token, T0 + timedelta(minutes=1))
+    assert store.load_token("k") == token
+    assert store.mints_since("k", T0) == 2
+    assert store.mints_since("k", T0 + timedelta(seconds=30)) == 1
+    with store.token_lock("k"):
+        assert store.load_token("other") is None
+
+
+def test_journal_tracks_jobs_until_applied(store: StateStore) -> None:
+    """Journal entries stay open until applied and keep their manifest."""
+    entry = store.journal_prepare("orders", None, "/tmp/x.zip", {"1": "h1", "2": "h2"}, T0)
+    store.journal_created(entry, "job-42", T0)
+    [open_entry] = store.journal_open("orders")
+    assert (open_entry.job_id, open_entry.state, open_entry.manifest) == (
+        "job-42",
+        JobState.CREATED,
+        {"1": "h1", "2": "h2"},
+    )
+    assert store.jobs_in_flight("orders") == 1
+    store.journal_finish(entry, JobState.APPLIED, T0)
+    assert store.journal_open("orders") == []
+
+
+def test_rejects_count_attempts_and_release(store: StateStore) -> None:
+    """A key rejected twice keeps one entry with two attempts; release forgets it."""
+    first = Reject("orders", "7", "INVALID_DATA", "Amount", "invalid data", "h1", T0)
+    again = Reject("orders", "7", "MANDATORY_NOT_FOUND", "Name", "required", "h2", T0)
+    store.record_rejects([first])
+    store.record_rejects([again])
+    found = store.get_reject("orders", "7")
+    assert found is not None and (found.code, found.attempts, found.content_hash) == (
+        "MANDATORY_NOT_FOUND",
+        2,
+        "h2",
+    )
+    assert store.reject_hashes("orders", ["7", "8"]) == {"7": "h2"}
+    assert store.release_rejects("orders", ["7"]) == 1
+    assert store.count_rejects("orders") == 0
+
+
+def test_runs_record_counts_and_order(store: StateStore) -> None:
+    """Finished runs keep their counts and are listed newest first."""
+    first = store.start_run("orders", "initial", "host-a", T0)
+    store.finish_run(first, "succeeded", RunCounts(sent=5, confirmed=5, credits=500), T0)
+    second = store.start_run("orders", "realtime", "host-a", T0 + timedelta(minutes=1))
+    runs = store.last_runs("orders")
+    assert [r.id for r in runs] == [second, first]
+    assert runs[1].counts.confirmed == 5 and runs[1].status == "succeeded"
+    assert store.has_succeeded("orders", "initial")
+    assert not store.has_succeeded("orders", "interval")
