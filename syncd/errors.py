@@ -96,3 +96,11 @@ class CrmRetriableError(CrmError):
     ) -> None:
         super().__init__(message, code=code, http_status=http_status)
         self.retry_after = retry_after
+
+
+class RowNotRepresentable(SyncdError):
+    """A legacy value cannot be written to its CRM field; the row becomes a reject, others go on."""
+
+    def __init__(self, column: str, api_name: str, reason: str) -> None:
+        self.column, self.api_name, self.reason = column, api_name, reason
+        super().__init__(f"column {column} -> {api_name}: {reason}")

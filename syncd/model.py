@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -165,7 +165,16 @@ class RunCounts:
     retried: int = 0
     stale: int = 0  # confirmed by Zoho but changed meanwhile: stays pending
     credits: int = 0
-    extra: Mapping[str, int] = field(default_factory=dict)
+
+    def __add__(self, other: RunCounts) -> RunCounts:
+        return RunCounts(
+            sent=self.sent + other.sent,
+            confirmed=self.confirmed + other.confirmed,
+            rejected=self.rejected + other.rejected,
+            retried=self.retried + other.retried,
+            stale=self.stale + other.stale,
+            credits=self.credits + other.credits,
+        )
 
 
 def content_hash(values: Mapping[str, Any]) -> str:

@@ -6,13 +6,16 @@ imports an adapter, so it can be read (and tested) as decisions over these ports
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from syncd.model import (
+    JobState,
+    Reject,
+    RunCounts,
     BulkColumn,
     BulkFile,
     BulkJobStatus,
@@ -28,6 +31,8 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""
         ...
+
+    def sleep(self, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,8 @@ class Source(Protocol):
 
     def count_pending(self) -> int: ...
 
-    def fetch_rows(self, keys: Sequence[Any]) -> list[PendingRow]:
-        """Current mapped values of these keys (flag ignored); missing keys are left out."""
+    def fetch_rows(self, keys: Sequence[Any], *, pending_only: bool = False) -> list[PendingRow]:
+        """Current mapped values of these keys; missing (or, if asked, synced) keys left out."""
         ...
 
     def mark_synced(self, rows: Sequence[PendingRow]) -> set[str]:
@@ -110,3 +115,69 @@ class Crm(Protocol):
     def bulk_job_outcomes(self, status: BulkJobStatus) -> list[Outcome]:
         """Download and parse a completed job's result, keyed by legacy key."""
         ...
+
+
+class RowEncoder(Protocol):
+    """Turns legacy rows into CRM values (raises RowNotRepresentable for a value that can't go)."""
+
+    def record(self, row: PendingRow) -> CrmRecord: ...
+
+    def bulk_row(self, row: PendingRow) -> BulkRow: ...
+
+    def bulk_columns(self) -> list[BulkColumn]: ...
+
+
+@dataclass(frozen=True)
+class OpenJob:
+    """A journaled bulk job the engine must finish (poll and apply) or drop."""
+
+    id: int
+    state: JobState
+    job_id: str | None
+    file_path: str
+    manifest: dict[str, str]
+
+
+class EngineState(Protocol):
+    """The part of syncd's state store the engine uses."""
+
+    def journal_prepare(
+        self,
+        pipeline: str,
+        run_id: int | None,
+        file_path: str,
+        manifest: Mapping[str, str],
+        now: datetime,
+    ) -> int: ...
+
+    def journal_created(self, entry_id: int, job_id: str, now: datetime) -> None: ...
+
+    def journal_finish(
+        self, entry_id: int, state: JobState, now: datetime, error: str | None = None
+    ) -> None: ...
+
+    def journal_open(self, pipeline: str) -> Sequence[OpenJob]: ...
+
+    def buffer_add(self, pipeline: str, keys: Iterable[str], now: datetime) -> None: ...
+
+    def buffer_stats(self, pipeline: str) -> tuple[int, datetime | None]: ...
+
+    def buffer_keys(self, pipeline: str, limit: int | None = None) -> list[str]: ...
+
+    def buffer_remove(self, pipeline: str, keys: Sequence[str]) -> None: ...
+
+    def record_rejects(self, items: Sequence[Reject]) -> None: ...
+
+    def reject_hashes(self, pipeline: str, keys: Sequence[str]) -> dict[str, str]: ...
+
+    def release_rejects(self, pipeline: str, keys: Sequence[str] | None = None) -> int: ...
+
+    def count_rejects(self, pipeline: str) -> int: ...
+
+    def start_run(self, pipeline: str, kind: str, host: str, now: datetime) -> int: ...
+
+    def finish_run(
+        self, run_id: int, status: str, counts: RunCounts, now: datetime, error: str | None = None
+    ) -> None: ...
+
+    def credits_spent_since(self, since: datetime) -> int: ...

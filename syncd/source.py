@@ -251,15 +251,23 @@ class LegacyTable:
         with self._connect("counting pending rows") as conn:
             return int(conn.execute(query).scalar_one())
 
-    def fetch_rows(self, keys: Sequence[Any]) -> list[PendingRow]:
+    def fetch_rows(self, keys: Sequence[Any], *, pending_only: bool = False) -> list[PendingRow]:
         key = self._col(self.spec.key)
+        keys = [self._key_value(k) for k in keys]
+        base = self._select_rows().where(self._pending()) if pending_only else self._select_rows()
         found: list[PendingRow] = []
         with self._connect("reading rows") as conn:
             for start in range(0, len(keys), _CHUNK):
                 part = list(keys[start : start + _CHUNK])
-                query = self._select_rows().where(key.in_(part)).order_by(key)
+                query = base.where(key.in_(part)).order_by(key)
                 found.extend(self._to_row(r) for r in conn.execute(query))
         return found
+
+    def _key_value(self, key: Any) -> Any:
+        """Keys come back from the journal and the buffer as text; bind them as the column's type."""
+        if isinstance(key, str) and isinstance(self._col(self.spec.key).type, Integer):
+            return int(key)
+        return key
 
     def column_types(self) -> dict[str, FieldType]:
         return {c: field_type_of(self.table.c[c].type) for c in self.spec.columns}

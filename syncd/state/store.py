@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from syncd.errors import StateError
 from syncd.model import JobState, Reject, RunCounts
-from syncd.ports import CachedToken
+from syncd.ports import CachedToken, OpenJob
 from syncd.state import migrate
 from syncd.state.tables import (
     buffer,
@@ -39,17 +39,6 @@ from syncd.state.tables import (
 logger = logging.getLogger(__name__)
 
 _CHUNK = 500  # keys per IN (...) list: well below every driver's parameter limit
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    id: int
-    pipeline: str
-    state: JobState
-    job_id: str | None
-    file_path: str
-    rows: int
-    manifest: dict[str, str]  # key -> content hash that was sent
 
 
 @dataclass(frozen=True)
@@ -122,6 +111,26 @@ class StateStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    def revision(self) -> str | None:
+        """The applied migration revision (None for an empty store)."""
+        try:
+            return migrate.current_revision(self.engine)
+        except SQLAlchemyError as exc:
+            raise StateError(f"state store {self.display_url}: {_reason(exc)}") from exc
+
+    def upgrade(self) -> tuple[str | None, str | None]:
+        """Apply pending migrations; returns the revision before and after."""
+        before = self.revision()
+        try:
+            migrate.upgrade(self.engine)
+        except SQLAlchemyError as exc:
+            raise StateError(f"state store {self.display_url}: {_reason(exc)}") from exc
+        return before, self.revision()
+
+    @property
+    def display_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
@@ -132,9 +141,7 @@ class StateStore:
             with self.engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            # Only the driver's own message: statement parameters may hold an access token.
-            reason = exc.orig if isinstance(exc, DBAPIError) else exc.__class__.__name__
-            raise StateError(f"state store: {reason}") from exc
+            raise StateError(f"state store: {_reason(exc)}") from exc
 
     def _insert_or_update(
         self,
@@ -197,19 +204,19 @@ class StateStore:
     def _named_lock(self, name: str) -> Iterator[None]:
         """A lock shared by every process using this store (advisory lock or lock file)."""
         if self.is_sqlite:
-            with filelock.FileLock(self._lock_path(name), timeout=120):
+            with filelock.FileLock(self.lock_path(name), timeout=120):
                 yield
             return
-        lock_id = _lock_id(name)
+        lock_id_ = lock_id(name)
         with self.engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": lock_id})
+            conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": lock_id_})
             try:
                 yield
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+                conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id_})
                 conn.commit()
 
-    def _lock_path(self, name: str) -> str:
+    def lock_path(self, name: str) -> str:
         database = self.engine.url.database or "syncd-memory"
         safe = "".join(ch if ch.isalnum() else "_" for ch in name)[:80]
         return f"{database}.{safe}.lock"
@@ -329,7 +336,7 @@ class StateStore:
         with self._tx() as conn:
             conn.execute(stmt.values(updated_at=now, **values))
 
-    def journal_open(self, pipeline: str) -> list[JournalEntry]:
+    def journal_open(self, pipeline: str) -> list[OpenJob]:
         """Entries not yet applied or failed, oldest first (PREPARED and CREATED)."""
         query = (
             select(bulk_jobs)
@@ -446,7 +453,7 @@ class StateStore:
                 query = select(rejects.c.key, rejects.c.content_hash).where(
                     rejects.c.pipeline == pipeline, rejects.c.key.in_(part)
                 )
-                found.update({k: h for k, h in conn.execute(query)})
+                found.update(dict(conn.execute(query).all()))
         return found
 
     def release_rejects(self, pipeline: str, keys: Sequence[str] | None = None) -> int:
@@ -534,7 +541,12 @@ class StateStore:
             return sum(int(conn.execute(stmt).rowcount) for stmt in statements)
 
 
-def _lock_id(name: str) -> int:
+def _reason(exc: SQLAlchemyError) -> str:
+    """Only the driver's own message: statement parameters may hold an access token."""
+    return str(exc.orig if isinstance(exc, DBAPIError) else exc.__class__.__name__).strip()
+
+
+def lock_id(name: str) -> int:
     """A stable signed 64-bit id for pg_advisory_lock."""
     import hashlib
 
@@ -564,16 +576,9 @@ def _run_record(row: Any) -> RunRecord:
     )
 
 
-def _journal_entry(row: Any) -> JournalEntry:
-    return JournalEntry(
-        row.id,
-        row.pipeline,
-        JobState(row.state),
-        row.job_id,
-        row.file_path,
-        row.rows,
-        json.loads(row.manifest),
-    )
+def _journal_entry(row: Any) -> OpenJob:
+    manifest = json.loads(row.manifest)
+    return OpenJob(row.id, JobState(row.state), row.job_id, row.file_path, manifest)
 
 
 def _reject(row: Any) -> Reject:

@@ -1,0 +1,127 @@
+"""Wiring: from validated settings to the adapters and one engine runtime per pipeline.
+
+The CLI and the daemon open an ``App``; nothing else builds adapters.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from sqlalchemy import Engine
+
+from syncd.config import PipelineSettings, Settings
+from syncd.crm.client import CrmClient
+from syncd.engine.runtime import PipelineRuntime
+from syncd.mapping import FieldEncoder
+from syncd.source import LegacyTable, TableSpec, open_source_engine
+from syncd.state.store import StateStore
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+def host_id() -> str:
+    """Who holds a lease or ran a run: host name and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def table_spec(pipeline: PipelineSettings) -> TableSpec:
+    return TableSpec(
+        pipeline.name,
+        pipeline.table,
+        pipeline.key,
+        pipeline.flag,
+        pipeline.fields,
+        pipeline.version_column,
+    )
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: StateStore
+    clock: SystemClock = field(default_factory=SystemClock)
+    workdir: Path | None = None
+    _crm: CrmClient | None = None
+    _source_engine: Engine | None = None
+    _tables: dict[str, LegacyTable] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, settings: Settings, *, workdir: Path | None = None) -> App:
+        return cls(settings, StateStore.open(settings.state.url), workdir=workdir)
+
+    @property
+    def crm(self) -> CrmClient:
+        if self._crm is None:
+            self._crm = CrmClient(
+                self.settings.crm, self.store, self.store, self.clock, workdir=self.workdir
+            )
+        return self._crm
+
+    @property
+    def source_engine(self) -> Engine:
+        if self._source_engine is None:
+            self._source_engine = open_source_engine(self.settings.source.url.reveal())
+        return self._source_engine
+
+    def table(self, pipeline: PipelineSettings) -> LegacyTable:
+        if pipeline.name not in self._tables:
+            self._tables[pipeline.name] = LegacyTable(self.source_engine, table_spec(pipeline))
+        return self._tables[pipeline.name]
+
+    def runtime(self, pipeline: PipelineSettings) -> PipelineRuntime:
+        table = self.table(pipeline)
+        crm = self.settings.crm
+        encoder = FieldEncoder(
+            pipeline.unique_field,
+            pipeline.fields,
+            table.column_types(),
+            self.settings.source.timezone,
+        )
+        return PipelineRuntime(
+            name=pipeline.name,
+            module=pipeline.module,
+            unique_field=pipeline.unique_field,
+            source=table,
+            crm=self.crm,
+            state=self.store,
+            encoder=encoder,
+            clock=self.clock,
+            host=host_id(),
+            daily_credit_budget=crm.daily_credit_budget,
+            batch_size=pipeline.batch_size,
+            jobs_in_flight=crm.bulk_jobs_in_flight,
+            bulk_poll_interval=crm.bulk_poll_interval,
+            bulk_job_timeout=crm.bulk_job_timeout,
+            flush_size=pipeline.flush_size,
+            max_delay=pipeline.max_delay,
+        )
+
+    def close(self) -> None:
+        if self._crm is not None:
+            self._crm.close()
+        if self._source_engine is not None:
+            self._source_engine.dispose()
+        self.store.close()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

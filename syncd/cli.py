@@ -1,0 +1,154 @@
+"""The `syncd` command line: parse, wire, call the engine, print for humans.
+
+This is the one place that turns a ``SyncdError`` into a message and an exit code
+(0 success, 1 runtime failure, 2 bad config or usage). Tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import click
+
+from syncd import __version__
+from syncd.app import App
+from syncd.config import Settings, find_config_path, load_settings
+from syncd.errors import SyncdError
+from syncd.logs import setup_logging
+
+logger = logging.getLogger(__name__)
+
+_debug = False
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"syncd: {message}", err=True)
+    sys.exit(code)
+
+
+def _causes(exc: BaseException) -> Iterator[str]:
+    seen = exc.__cause__
+    while seen is not None:
+        if not isinstance(seen, SyncdError):
+            yield f"{type(seen).__name__}: {seen}".splitlines()[0]
+        seen = seen.__cause__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="syncd")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    metavar="FILE",
+    envvar=None,
+    help="Config file (default: $SYNCD_CONFIG, then /etc/syncd/config.toml).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
+    """syncd keeps a legacy SQL table mirrored into a Zoho CRM module.
+
+    \b
+    Start here:  syncd demo              (the whole flow, no account needed)
+    Then:        syncd check -c FILE     (config, legacy DB, state store, CRM)
+                 syncd initial-sync      (first full copy, by bulk write)
+                 syncd run               (the daemon; see deploy/syncd.service)
+    """
+    global _debug
+    _debug = debug
+    ctx.obj = {"config_path": config_path, "debug": debug}
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    obj = ctx.find_root().obj
+    if "settings" not in obj:
+        obj["settings"] = load_settings(find_config_path(obj["config_path"]))
+        log = obj["settings"].log
+        setup_logging("DEBUG" if obj["debug"] else log.level, log.format)
+    settings: Settings = obj["settings"]
+    return settings
+
+
+@contextmanager
+def opened_app(ctx: click.Context, **kwargs: Any) -> Iterator[App]:
+    with App.open(settings_of(ctx), **kwargs) as app:
+        yield app
+
+
+def pipelines_of(settings: Settings, name: str | None) -> list[Any]:
+    return [settings.pipeline(name)] if name else list(settings.pipelines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and map errors to one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="syncd", standalone_mode=False)
+    except click.exceptions.Abort:
+        fail("aborted", 130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except SyncdError as exc:
+        if _debug:
+            logger.exception("failed")
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        for line in lines:
+            click.echo(f"syncd: {line}", err=True)
+        for cause in _causes(exc):
+            click.echo(f"  caused by {cause}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except Exception as exc:  # last resort: an unexpected error is a bug; say so plainly
+        if _debug:
+            raise
+        fail(
+            f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback "
+            "and please report it)"
+        )
+    sys.exit(0)
+
+
+def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.find_root().obj["config_path"] = value
+
+
+def _accept_config_everywhere(command: click.Command) -> None:
+    """`syncd check -c FILE` works as well as `syncd -c FILE check`."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_config_everywhere(sub)
+        return
+    command.params.append(click.Option(
+        ["-c", "--config"], metavar="FILE", expose_value=False, callback=_set_config,
+        is_eager=True, help="Config file (default: $SYNCD_CONFIG, then /etc/syncd/config.toml)."))
+
+
+def register(*commands: click.Command) -> None:
+    for command in commands:
+        _accept_config_everywhere(command)
+        cli.add_command(command)
+
+
+def _load_commands() -> None:
+    from syncd.commands import (  # imported late: each command module imports its own needs
+        check,
+        db,
+        initial,
+        rejects,
+        status,
+    )
+
+    for module in (check, db, initial, rejects, status):
+        register(*module.COMMANDS)
+
+
+_load_commands()

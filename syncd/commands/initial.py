@@ -1,0 +1,165 @@
+"""`syncd initial-sync`: the first full copy, with a progress bar on a terminal."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from syncd.app import App
+from syncd.cli import settings_of
+from syncd.config import PipelineSettings
+from syncd.crm.credits import upsert_cost
+from syncd.engine import dryrun
+from syncd.engine.runs import run_drain
+from syncd.engine.runtime import ProgressCallback
+from syncd.logs import log_context
+from syncd.model import Api, RunCounts
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def progress_bar(name: str, total: int) -> Iterator[ProgressCallback]:
+    """A rich progress bar on a terminal; periodic log lines otherwise."""
+    if not sys.stderr.isatty():
+        last = [0.0]
+
+        def log_line(counts: RunCounts) -> None:
+            if time.monotonic() - last[0] >= 10:
+                last[0] = time.monotonic()
+                logger.info(
+                    "progress: %d sent, %d confirmed, %d rejected of %d",
+                    counts.sent,
+                    counts.confirmed,
+                    counts.rejected,
+                    total,
+                    extra={
+                        "event": "progress",
+                        "sent": counts.sent,
+                        "confirmed": counts.confirmed,
+                        "total": total,
+                    },
+                )
+
+        yield log_line
+        return
+    columns = (
+        TextColumn(f"[bold]{name}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task(name, total=max(total, 1), detail="")
+
+        def update(counts: RunCounts) -> None:
+            detail = (
+                f"sent {counts.sent:,} ✓ {counts.confirmed:,} ✗ {counts.rejected:,} "
+                f"credits {counts.credits:,}"
+            )
+            bar.update(
+                task, completed=min(counts.confirmed + counts.rejected, total), detail=detail
+            )
+
+        yield update
+
+
+@click.command("initial-sync")
+@click.option("--pipeline", "pipeline_name", metavar="NAME", help="Sync one pipeline only.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Build the files and print the plan and its credit cost; send nothing.",
+)
+@click.pass_context
+def initial_sync(ctx: click.Context, pipeline_name: str | None, dry_run: bool) -> None:
+    """Copy every pending row to the CRM (bulk write, compare-and-set, rejects, resume).
+
+    Exit code 0 only when every sendable row was confirmed.
+    """
+    settings = settings_of(ctx)
+    pipelines = [settings.pipeline(pipeline_name)] if pipeline_name else list(settings.pipelines)
+    incomplete = 0
+    if dry_run:
+        outdir = Path(tempfile.mkdtemp(prefix="syncd-dry-run-"))
+        with App.open(settings, workdir=outdir) as app:
+            for pipeline in pipelines:
+                _dry_run(app, pipeline, outdir)
+        return
+    with App.open(settings) as app:
+        for pipeline in pipelines:
+            incomplete += _sync(app, pipeline)
+    if incomplete:
+        raise click.exceptions.Exit(1)
+
+
+def _sync(app: App, pipeline: PipelineSettings) -> int:
+    rt = app.runtime(pipeline)
+    total = rt.source.count_pending()
+    started = time.monotonic()
+    with log_context(pipeline=pipeline.name), progress_bar(pipeline.name, total) as update:
+        result = run_drain(rt, "initial", update)
+    counts = result.counts
+    elapsed = time.monotonic() - started
+    click.echo(
+        f"\ninitial sync of {pipeline.name}: "
+        f"{'done' if not result.left_pending else 'INCOMPLETE'} in {elapsed:,.1f}s"
+    )
+    click.echo(f"  confirmed  {counts.confirmed:>10,} rows")
+    click.echo(
+        f"  rejected   {counts.rejected:>10,} rows"
+        + (f"  (see: syncd rejects list --pipeline {pipeline.name})" if counts.rejected else "")
+    )
+    if counts.stale or counts.retried:
+        click.echo(
+            f"  re-sent    {counts.stale + counts.retried:>10,} rows (changed meanwhile "
+            "or transient)"
+        )
+    naive = upsert_cost(counts.sent) if counts.sent else 0
+    click.echo(f"  credits    {counts.credits:>10,}  (per-100 upsert calls would cost ~{naive:,})")
+    if result.left_pending:
+        click.echo(
+            f"  {result.left_pending:,} row(s) still pending after {result.rounds} rounds; "
+            "`syncd run` keeps sending them",
+            err=True,
+        )
+    return 1 if result.left_pending else 0
+
+
+def _dry_run(app: App, pipeline: PipelineSettings, outdir: Path) -> None:
+    rt = app.runtime(pipeline)
+    report = dryrun.dry_run(rt)
+    bulk = [p for p in report.plans if p.api is Api.BULK]
+    click.echo(
+        f"dry run of {pipeline.name}: {report.rows:,} row(s) to send in "
+        f"{len(report.plans)} batch(es), {report.credits:,} credits"
+    )
+    for index, plan in enumerate(report.plans, 1):
+        click.echo(f"  batch {index}: {plan.rows:,} rows by {plan.reason}")
+    if report.skipped_rejects:
+        click.echo(f"  {report.skipped_rejects:,} unchanged reject(s) would not be re-sent")
+    for key, reason in report.not_representable[:20]:
+        click.echo(f"  row {key} would be rejected: {reason}")
+    if bulk:
+        click.echo(f"  files written to {outdir}:")
+        for file in report.files:
+            click.echo(
+                f"    {Path(file.path).name}: {file.rows:,} rows, "
+                f"{file.zipped_bytes:,} bytes zipped"
+            )
+    click.echo("  nothing was sent")
+
+
+COMMANDS = [initial_sync]

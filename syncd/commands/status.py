@@ -1,0 +1,125 @@
+"""`syncd status [--json]`: what each pipeline is doing, from the state store and the legacy DB."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import click
+
+from syncd.app import App
+from syncd.cli import settings_of
+from syncd.config import PipelineSettings
+from syncd.crm.credits import BUDGET_WINDOW
+from syncd.errors import SourceError
+
+
+def pipeline_status(app: App, pipeline: PipelineSettings, now: datetime) -> dict[str, Any]:
+    store = app.store
+    try:
+        pending: int | str = app.table(pipeline).count_pending()
+    except SourceError as exc:
+        pending = f"unavailable: {exc}"
+    buffered, oldest = store.buffer_stats(pipeline.name)
+    lease = store.lease_holder(pipeline.name)
+    return {
+        "pipeline": pipeline.name,
+        "mode": pipeline.mode,
+        "pending": pending,
+        "buffered": buffered,
+        "oldest_wait_seconds": None if oldest is None else int((now - oldest).total_seconds()),
+        "jobs_in_flight": store.jobs_in_flight(pipeline.name),
+        "rejects": store.count_rejects(pipeline.name),
+        "initial_sync_done": store.has_succeeded(pipeline.name, "initial"),
+        "lease": None
+        if lease is None
+        else {
+            "holder": lease.holder,
+            "since": lease.acquired_at.isoformat(),
+            "heartbeat": lease.heartbeat_at.isoformat(),
+        },
+        "last_runs": [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "status": r.status,
+                "started": r.started_at.isoformat(),
+                "finished": r.finished_at.isoformat() if r.finished_at else None,
+                "sent": r.counts.sent,
+                "confirmed": r.counts.confirmed,
+                "rejected": r.counts.rejected,
+                "credits": r.counts.credits,
+                "error": r.error,
+            }
+            for r in store.last_runs(pipeline.name, 5)
+        ],
+    }
+
+
+def collect(app: App) -> dict[str, Any]:
+    now = app.clock.now()
+    spent = app.store.credits_spent_since(now - BUDGET_WINDOW)
+    budget = app.settings.crm.daily_credit_budget
+    calls = app.store.calls_since(now - BUDGET_WINDOW)
+    return {
+        "credits": {
+            "spent_24h": spent,
+            "budget": budget,
+            "remaining": max(budget - spent, 0),
+            "calls_24h": {k: {"calls": c, "credits": cr} for k, (c, cr) in calls.items()},
+        },
+        "pipelines": [pipeline_status(app, p, now) for p in app.settings.pipelines],
+    }
+
+
+def _age(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _print(data: dict[str, Any]) -> None:
+    credits = data["credits"]
+    click.echo(
+        f"credits: {credits['spent_24h']:,} spent in the last 24 h of a budget of "
+        f"{credits['budget']:,} ({credits['remaining']:,} left)"
+    )
+    for p in data["pipelines"]:
+        pending = p["pending"] if isinstance(p["pending"], str) else f"{p['pending']:,}"
+        lease = p["lease"]["holder"] if p["lease"] else "nobody (no daemon running)"
+        click.echo(f"\npipeline {p['pipeline']} ({p['mode']})")
+        click.echo(
+            f"  pending {pending}   buffered {p['buffered']:,} (oldest "
+            f"{_age(p['oldest_wait_seconds'])})   jobs in flight {p['jobs_in_flight']}   "
+            f"rejects {p['rejects']:,}"
+        )
+        click.echo(
+            f"  initial sync {'done' if p['initial_sync_done'] else 'NOT done'};  "
+            f"lease held by {lease}"
+        )
+        for run in p["last_runs"]:
+            click.echo(
+                f"  run {run['id']:>5} {run['kind']:<9} {run['status']:<11} "
+                f"{run['started'][:19]}  sent {run['sent']:,} ok {run['confirmed']:,} "
+                f"rejected {run['rejected']:,} credits {run['credits']:,}"
+                + (f"  error: {run['error']}" if run["error"] else "")
+            )
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Per pipeline: pending, buffered, oldest wait, runs, jobs, rejects, credits, lease."""
+    with App.open(settings_of(ctx)) as app:
+        data = collect(app)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        _print(data)
+
+
+COMMANDS = [status]

@@ -1,0 +1,346 @@
+"""The shape of the config file as pydantic models, and how each becomes its settings dataclass.
+
+The models mirror the TOML (same key names, strict types, unknown keys forbidden); checks that
+involve two keys are field validators reading the keys validated before them (``info.data``), so
+each problem is reported at its own key. Keys with a default are ``None`` here when left out:
+the dataclasses in ``settings.py`` hold the defaults, and "left out" stays distinguishable for
+the mode checks.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationInfo,
+    field_validator,
+)
+
+from syncd.config.durations import Schedule
+from syncd.config.presets import CUSTOM_DATA_CENTER, DATA_CENTERS, Hosts
+from syncd.config.settings import (
+    CrmSettings,
+    LogSettings,
+    MetricsSettings,
+    Mode,
+    PipelineSettings,
+    Settings,
+    SourceSettings,
+    StateSettings,
+    default_state_url,
+)
+from syncd.config.values import (
+    ApiName,
+    Column,
+    DatabaseUrl,
+    Duration,
+    HttpUrl,
+    OrgId,
+    ScheduleValue,
+    SecretValue,
+    SourceUrl,
+    TableName,
+    Text,
+    Zone,
+    broken_rule,
+    check_api_name,
+    check_pipeline_name,
+    choice,
+    given,
+    int_between,
+    invalid,
+    one_of,
+)
+from syncd.model import FieldMap, FieldType
+
+# Keys that may hold a credential: each may instead be read from "<key>_file", and their values
+# are never quoted back in a message.
+SECRET_KEYS: dict[str, tuple[str, ...]] = {
+    "source": ("url",),
+    "state": ("url",),
+    "crm": ("client_id", "client_secret", "refresh_token"),
+}
+PIPELINE_NAMES = "pipeline_names"  # validation context: Counter of the names in the file
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, hide_input_in_errors=True)
+
+
+class _Source(_Model):
+    url: SourceUrl
+    timezone: Zone | None = None
+
+    def build(self) -> SourceSettings:
+        return SourceSettings(**given(url=self.url, timezone=self.timezone))
+
+
+class _State(_Model):
+    url: DatabaseUrl | None = None
+
+    def build(self) -> StateSettings:
+        return StateSettings(url=self.url or default_state_url())
+
+
+_data_center_choice = choice(DATA_CENTERS)
+
+
+def _data_center(value: object, info: ValidationInfo) -> str:
+    if value is not None:
+        return _data_center_choice(value)
+    hosts = [info.data.get(name) for name in ("accounts_url", "api_domain", "upload_url")]
+    if all(hosts):
+        return CUSTOM_DATA_CENTER
+    raise broken_rule(
+        "is required unless accounts_url, api_domain and upload_url are all set: "
+        "one of " + ", ".join(DATA_CENTERS)
+    )
+
+
+class _Crm(_Model):
+    accounts_url: HttpUrl | None = None
+    api_domain: HttpUrl | None = None
+    upload_url: HttpUrl | None = None
+    data_center: Annotated[str, PlainValidator(_data_center)] = Field(
+        default=None, validate_default=True
+    )
+    org_id: OrgId | None = None
+    client_id: SecretValue
+    client_secret: SecretValue
+    refresh_token: SecretValue
+    daily_credit_budget: Annotated[int | None, int_between(1)] = None
+    max_concurrency: Annotated[int | None, int_between(1, 25)] = None
+    request_timeout: Duration | None = None
+    bulk_poll_interval: Duration | None = None
+    bulk_job_timeout: Duration | None = None
+    trigger: list[Annotated[str, one_of(["workflow", "approval", "blueprint"])]] | None = None
+    bulk_jobs_in_flight: Annotated[int | None, int_between(1, 5)] = None
+
+    def build(self) -> CrmSettings:
+        # without a preset (data_center "custom") every host is set, so none falls back to ""
+        preset = DATA_CENTERS.get(self.data_center, Hosts("", "", ""))
+        trigger = tuple(dict.fromkeys(self.trigger)) if self.trigger is not None else None
+        return CrmSettings(
+            data_center=self.data_center,
+            accounts_url=self.accounts_url or preset.accounts_url,
+            api_domain=self.api_domain or preset.api_domain,
+            upload_url=self.upload_url or preset.upload_url,
+            org_id=self.org_id,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            refresh_token=self.refresh_token,
+            **given(
+                daily_credit_budget=self.daily_credit_budget,
+                max_concurrency=self.max_concurrency,
+                request_timeout=self.request_timeout,
+                bulk_poll_interval=self.bulk_poll_interval,
+                bulk_job_timeout=self.bulk_job_timeout,
+                trigger=trigger,
+                bulk_jobs_in_flight=self.bulk_jobs_in_flight,
+            ),
+        )
+
+
+class _Field(_Model):
+    column: Column
+    type: Annotated[str | None, one_of(FieldType)] = None
+
+    def field_map(self, api_name: str) -> FieldMap:
+        return FieldMap(api_name, self.column, FieldType(self.type) if self.type else None)
+
+
+def _pipeline_name(value: object, info: ValidationInfo) -> str:
+    name = check_pipeline_name(value)
+    names: Counter[str] = (info.context or {}).get(PIPELINE_NAMES, Counter())
+    if names[name] > 1:
+        raise broken_rule(f'must be unique, but {names[name]} pipelines are named "{name}"')
+    return name
+
+
+def _field_name(value: object, info: ValidationInfo) -> str:
+    name = check_api_name(value)
+    if name.casefold() == str(info.data.get("unique_field", "")).casefold():
+        raise broken_rule(
+            "is the unique_field: syncd writes the legacy key there itself, "
+            "so it must not be mapped to a column"
+        )
+    return name
+
+
+def _field_spec(value: object, info: ValidationInfo) -> object:
+    """A bare column name is short for { column = "..." }; the flag column cannot be sent."""
+    if isinstance(value, str):
+        value = {"column": value}
+    if not isinstance(value, dict):
+        raise invalid(
+            'must be a column name or a table like { column = "ordered_at", type = "date" }'
+        )
+    if value.get("column") is not None and value.get("column") == info.data.get("flag"):
+        raise broken_rule(
+            f'maps the flag column "{value["column"]}", which syncd sets itself after a '
+            "confirmed write; map another column"
+        )
+    return value
+
+
+FieldName = Annotated[str, PlainValidator(_field_name)]
+FieldSpec = Annotated[_Field, BeforeValidator(_field_spec)]
+
+
+class _Pipeline(_Model):
+    name: Annotated[str, PlainValidator(_pipeline_name)]
+    table: TableName
+    key: Column
+    flag: Column
+    module: ApiName
+    unique_field: ApiName
+    mode: Annotated[Mode, one_of(["realtime", "interval"])]
+    flush_size: Annotated[int | None, int_between(1, 100)] = None
+    max_delay: Duration | None = None
+    poll_interval: Duration | None = None
+    schedule: ScheduleValue = Field(default=None, validate_default=True)
+    # a Bulk Write CSV holds at most 200 columns, and the key takes one of them
+    fields: dict[FieldName, FieldSpec] = Field(min_length=1, max_length=199)
+    version_column: Column | None = None
+    batch_size: Annotated[int | None, int_between(1, 25000)] = None
+
+    @field_validator("flag")
+    @classmethod
+    def _flag_is_not_the_key(cls, value: str, info: ValidationInfo) -> str:
+        if value == info.data.get("key"):
+            raise broken_rule("must be a different column from key")
+        return value
+
+    @field_validator("flush_size", "max_delay", "poll_interval")
+    @classmethod
+    def _realtime_only(cls, value: object, info: ValidationInfo) -> object:
+        if info.data.get("mode") == "interval":
+            raise broken_rule('is only used in realtime mode (this pipeline has mode = "interval")')
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _interval_only(cls, value: Schedule | None, info: ValidationInfo) -> Schedule | None:
+        mode = info.data.get("mode")
+        if mode == "interval" and value is None:
+            raise broken_rule(
+                'is required in interval mode: "every <duration>" or a cron expression'
+            )
+        if mode == "realtime" and value is not None:
+            raise broken_rule('is only used in interval mode (this pipeline has mode = "realtime")')
+        return value
+
+    def build(self) -> PipelineSettings:
+        fields = tuple(spec.field_map(api_name) for api_name, spec in self.fields.items())
+        return PipelineSettings(
+            name=self.name,
+            table=self.table,
+            key=self.key,
+            flag=self.flag,
+            module=self.module,
+            unique_field=self.unique_field,
+            mode=self.mode,
+            fields=fields,
+            **given(
+                flush_size=self.flush_size,
+                max_delay=self.max_delay,
+                poll_interval=self.poll_interval,
+                schedule=self.schedule,
+                version_column=self.version_column,
+                batch_size=self.batch_size,
+            ),
+        )
+
+
+class _Metrics(_Model):
+    enabled: bool | None = None
+    host: Text | None = None
+    port: Annotated[int | None, int_between(1, 65535)] = None
+
+    def build(self) -> MetricsSettings:
+        return MetricsSettings(**given(enabled=self.enabled, host=self.host, port=self.port))
+
+
+class _Log(_Model):
+    level: Annotated[str | None, one_of(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])] = None
+    format: Annotated[str | None, one_of(["auto", "text", "json"])] = None
+
+    def build(self) -> LogSettings:
+        return LogSettings(**given(level=self.level, format=self.format))
+
+
+class ConfigFile(_Model):
+    """The whole file."""
+
+    source: _Source
+    state: _State | None = None
+    crm: _Crm
+    pipelines: list[_Pipeline] = Field(default_factory=list, validate_default=True)
+    metrics: _Metrics | None = None
+    log: _Log | None = None
+
+    @field_validator("pipelines")
+    @classmethod
+    def _at_least_one(cls, value: list[_Pipeline]) -> list[_Pipeline]:
+        if not value:
+            raise broken_rule("at least one [[pipelines]] table is required")
+        return value
+
+    def build(self, path: Path) -> Settings:
+        return Settings(
+            path=path,
+            source=self.source.build(),
+            state=(self.state or _State()).build(),
+            crm=self.crm.build(),
+            pipelines=tuple(pipeline.build() for pipeline in self.pipelines),
+            metrics=(self.metrics or _Metrics()).build(),
+            log=(self.log or _Log()).build(),
+        )
+
+
+_SECTIONS: dict[str, type[_Model]] = {
+    "source": _Source,
+    "state": _State,
+    "crm": _Crm,
+    "metrics": _Metrics,
+    "log": _Log,
+}
+
+
+def known_keys(table: tuple[str | int, ...]) -> list[str]:
+    """The keys allowed in the TOML table at ``table`` (a pydantic loc), for did-you-mean."""
+    model: type[_Model] | None
+    match table:
+        case ():
+            model = ConfigFile
+        case ("pipelines", int()):
+            model = _Pipeline
+        case ("pipelines", int(), "fields", str()):
+            model = _Field
+        case (str() as section,):
+            model = _SECTIONS.get(section)
+        case _:
+            model = None
+    if model is None:
+        return []
+    section = str(table[0]) if len(table) == 1 else ""
+    return list(model.model_fields) + [f"{key}_file" for key in SECRET_KEYS.get(section, ())]
+
+
+def validation_context(raw: dict[str, Any]) -> dict[str, Any]:
+    """What the validators need to know about the whole file (pipeline names, to spot twins)."""
+    pipelines = raw.get("pipelines")
+    items = pipelines if isinstance(pipelines, list) else []
+    names = Counter(
+        item["name"]
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("name"), str)
+    )
+    return {PIPELINE_NAMES: names}

@@ -1,0 +1,179 @@
+"""The validated, frozen settings the rest of syncd reads (built by ``load_settings``)."""
+
+from __future__ import annotations
+
+import difflib
+import hmac
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from syncd.config.durations import Schedule
+from syncd.errors import UsageError
+from syncd.model import FieldMap
+
+Mode = Literal["realtime", "interval"]
+UTC = ZoneInfo("UTC")
+LogFormat = Literal["auto", "text", "json"]
+
+
+class Secret:
+    """A credential whose repr and str are masked; call ``reveal()`` where the value is sent."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def display_url(url: str) -> str:
+    """A database URL fit for logs: password masked, query string (which may hold one) dropped."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "<unparseable database URL>"
+    return parsed.set(query={}).render_as_string(hide_password=True)
+
+
+def default_state_url() -> str:
+    """SQLite under systemd's $STATE_DIRECTORY (its first entry) or ~/.local/state/syncd.
+
+    The directory is not created here; the state store does that when it opens the database.
+    """
+    state_directory = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    directory = Path(state_directory) if state_directory else Path.home() / ".local/state/syncd"
+    return f"sqlite:///{directory / 'state.db'}"
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """The legacy database; ``url`` may hold a password, so it is a ``Secret``."""
+
+    url: Secret
+    timezone: ZoneInfo = UTC  # zone of timestamps stored without one
+
+    @property
+    def display_url(self) -> str:
+        return display_url(self.url.reveal())
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    """syncd's own store; a PostgreSQL URL may hold a password, so repr shows ``display_url``."""
+
+    url: str = field(repr=False)
+
+    @property
+    def display_url(self) -> str:
+        return display_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"StateSettings(url={self.display_url!r})"
+
+
+@dataclass(frozen=True)
+class CrmSettings:
+    """Zoho CRM: hosts (from the data-center preset unless set), credentials and limits."""
+
+    data_center: str  # a key of presets.DATA_CENTERS, or "custom" when every host is explicit
+    accounts_url: str
+    api_domain: str
+    upload_url: str
+    org_id: str | None
+    client_id: Secret
+    client_secret: Secret
+    refresh_token: Secret
+    daily_credit_budget: int = 40000
+    max_concurrency: int = 5
+    request_timeout: timedelta = timedelta(seconds=60)
+    bulk_poll_interval: timedelta = timedelta(seconds=5)
+    bulk_job_timeout: timedelta = timedelta(hours=2)
+    trigger: tuple[str, ...] = ()  # sent as the upsert "trigger" list; () runs no automation
+    bulk_jobs_in_flight: int = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineSettings:
+    """One legacy table mirrored into one CRM module."""
+
+    name: str
+    table: str  # may be schema-qualified: "erp.orders"
+    key: str
+    flag: str
+    module: str
+    unique_field: str
+    mode: Mode
+    flush_size: int = 100
+    max_delay: timedelta = timedelta(minutes=10)
+    poll_interval: timedelta = timedelta(seconds=5)
+    schedule: Schedule | None = None  # set exactly when mode is "interval"
+    fields: tuple[FieldMap, ...]
+    version_column: str | None = None
+    batch_size: int = 25000
+
+    @property
+    def schema_name(self) -> str | None:
+        schema, _, _ = self.table.rpartition(".")
+        return schema or None
+
+    @property
+    def table_name(self) -> str:
+        return self.table.rpartition(".")[2]
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9464
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+    format: LogFormat = "auto"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything in one config file, validated."""
+
+    path: Path
+    source: SourceSettings
+    state: StateSettings
+    crm: CrmSettings
+    pipelines: tuple[PipelineSettings, ...]
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+    def pipeline(self, name: str) -> PipelineSettings:
+        """The pipeline called ``name``; ``UsageError`` (with a suggestion) if there is none."""
+        for pipeline in self.pipelines:
+            if pipeline.name == name:
+                return pipeline
+        names = [pipeline.name for pipeline in self.pipelines]
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f'did you mean "{close[0]}"?' if close else "configured: " + ", ".join(names)
+        raise UsageError(f'{self.path.name}: no pipeline named "{name}" ({hint})')

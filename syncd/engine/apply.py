@@ -1,0 +1,166 @@
+"""Applying Zoho's per-record outcomes, and the row selection and encoding around a send."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from syncd.engine.runtime import PipelineRuntime
+from syncd.errors import RowNotRepresentable
+from syncd.model import (
+    BulkRow,
+    CrmRecord,
+    Outcome,
+    OutcomeKind,
+    PendingRow,
+    Reject,
+    RunCounts,
+    content_hash,
+)
+
+logger = logging.getLogger(__name__)
+
+LOCAL_REJECT_CODE = "NOT_REPRESENTABLE"
+"""Code of a reject syncd itself raised: the value cannot be written to its CRM field."""
+
+
+def sendable(rt: PipelineRuntime, rows: Sequence[PendingRow]) -> list[PendingRow]:
+    """Drop rows that are rejects with unchanged content: re-sending them burns credits."""
+    if not rows:
+        return []
+    rejected = rt.state.reject_hashes(rt.name, [r.key_text for r in rows])
+    return [r for r in rows if rejected.get(r.key_text) != content_hash(r.values)]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    rows: list[PendingRow]  # the rows that could be encoded, in order
+    counts: RunCounts  # local rejects
+
+
+def encode_records(
+    rt: PipelineRuntime, rows: Sequence[PendingRow]
+) -> tuple[Encoded, list[CrmRecord]]:
+    records: list[CrmRecord] = []
+    kept: list[PendingRow] = []
+    failed: list[tuple[PendingRow, RowNotRepresentable]] = []
+    for row in rows:
+        try:
+            records.append(rt.encoder.record(row))
+            kept.append(row)
+        except RowNotRepresentable as exc:
+            failed.append((row, exc))
+    return Encoded(kept, _record_local_rejects(rt, failed)), records
+
+
+def encode_bulk_rows(
+    rt: PipelineRuntime, rows: Sequence[PendingRow]
+) -> tuple[Encoded, list[BulkRow]]:
+    cells: list[BulkRow] = []
+    kept: list[PendingRow] = []
+    failed: list[tuple[PendingRow, RowNotRepresentable]] = []
+    for row in rows:
+        try:
+            cells.append(rt.encoder.bulk_row(row))
+            kept.append(row)
+        except RowNotRepresentable as exc:
+            failed.append((row, exc))
+    return Encoded(kept, _record_local_rejects(rt, failed)), cells
+
+
+def _record_local_rejects(
+    rt: PipelineRuntime, failed: Sequence[tuple[PendingRow, RowNotRepresentable]]
+) -> RunCounts:
+    if not failed:
+        return RunCounts()
+    now = rt.clock.now()
+    rt.state.record_rejects(
+        [
+            Reject(
+                rt.name,
+                row.key_text,
+                LOCAL_REJECT_CODE,
+                exc.api_name,
+                exc.reason,
+                content_hash(row.values),
+                now,
+            )
+            for row, exc in failed
+        ]
+    )
+    logger.warning(
+        "%d row(s) cannot be represented in the CRM; see `syncd rejects list`",
+        len(failed),
+        extra={"event": "rows_not_representable", "pipeline": rt.name, "rows": len(failed)},
+    )
+    return RunCounts(rejected=len(failed))
+
+
+def apply_outcomes(
+    rt: PipelineRuntime, rows: Sequence[PendingRow], outcomes: Sequence[Outcome]
+) -> RunCounts:
+    """Mark confirmed rows synced (compare-and-set), record skipped ones, count the rest.
+
+    A row with no outcome at all counts as a retry: it keeps flag false and goes again.
+    """
+    by_key = {o.key: o for o in outcomes}
+    confirmed = [r for r in rows if (o := by_key.get(r.key_text)) is not None and o.confirmed]
+    marked = rt.source.mark_synced(confirmed)
+    if marked:
+        rt.state.release_rejects(rt.name, sorted(marked))
+    now = rt.clock.now()
+    rejects = [
+        Reject(
+            rt.name,
+            r.key_text,
+            o.code or "SKIPPED",
+            o.field,
+            o.message,
+            content_hash(r.values),
+            now,
+        )
+        for r in rows
+        if (o := by_key.get(r.key_text)) is not None and o.kind is OutcomeKind.SKIPPED
+    ]
+    rt.state.record_rejects(rejects)
+    retried = len(rows) - len(confirmed) - len(rejects)
+    counts = RunCounts(
+        sent=len(rows),
+        confirmed=len(marked),
+        rejected=len(rejects),
+        retried=retried,
+        stale=len(confirmed) - len(marked),
+    )
+    logger.info(
+        "applied %d outcomes: %d confirmed, %d rejected, %d to retry, %d changed meanwhile",
+        len(rows),
+        counts.confirmed,
+        counts.rejected,
+        counts.retried,
+        counts.stale,
+        extra={
+            "event": "outcomes_applied",
+            "pipeline": rt.name,
+            "confirmed": counts.confirmed,
+            "rejected": counts.rejected,
+            "retried": counts.retried,
+            "stale": counts.stale,
+        },
+    )
+    return counts
+
+
+def send_upsert(rt: PipelineRuntime, rows: Sequence[PendingRow]) -> tuple[RunCounts, set[str]]:
+    """Send rows through the Upsert API and apply the result.
+
+    Returns the counts and the keys to try again soon (transient outcomes).
+    """
+    encoded, records = encode_records(rt, rows)
+    if not records:
+        return encoded.counts, set()
+    outcomes = rt.crm.upsert(rt.module, rt.unique_field, records)
+    counts = apply_outcomes(rt, encoded.rows, outcomes)
+    retry = {o.key for o in outcomes if o.kind is OutcomeKind.RETRY}
+    retry |= {r.key_text for r in encoded.rows} - {o.key for o in outcomes}
+    return encoded.counts + counts, retry

@@ -1,0 +1,234 @@
+"""Draining every pending row: the initial sync and the interval mode share this loop.
+
+Each batch (keyset, ``batch_size`` rows) goes out the way the planner says. Bulk jobs are
+journaled before they are waited on, and up to ``jobs_in_flight`` of them run while the next
+batch is read, written and uploaded. Rounds repeat until a round finds nothing to send, so rows
+that changed during the run (or came back "changed meanwhile") go out again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from syncd.crm.credits import BUDGET_WINDOW
+from syncd.engine.apply import apply_outcomes, encode_bulk_rows, send_upsert, sendable
+from syncd.engine.planner import affordable, plan_backlog
+from syncd.engine.runtime import PipelineRuntime, ProgressCallback
+from syncd.errors import BudgetExceeded, CrmRetriableError, SyncdError
+from syncd.model import Api, BulkJobStatus, JobState, PendingRow, Plan, RunCounts, content_hash
+from syncd.ports import OpenJob
+
+logger = logging.getLogger(__name__)
+
+_MAX_POLL_WAIT = 60.0
+
+
+class Stopped(SyncdError):
+    """The process is stopping; journaled work is resumed by the next start."""
+
+    exit_code = 0
+
+
+@dataclass(frozen=True)
+class InFlight:
+    entry_id: int
+    job_id: str
+    rows: list[PendingRow]
+    file_path: str
+
+
+@dataclass
+class DrainResult:
+    counts: RunCounts
+    rounds: int
+    left_pending: int  # sendable rows still pending when the loop stopped
+
+
+def drain(
+    rt: PipelineRuntime, run_id: int | None, on_progress: ProgressCallback | None = None
+) -> DrainResult:
+    """Send every sendable pending row; finish journaled jobs from an earlier run first."""
+    counts = recover_jobs(rt)
+    rounds = 0
+    while rounds < rt.max_rounds and not rt.stop.is_set():
+        rounds += 1
+        sent, round_counts = _drain_round(rt, run_id, counts, on_progress)
+        counts = counts + round_counts
+        if sent == 0:
+            return DrainResult(counts, rounds, 0)
+        # Only rows that changed meanwhile or came back transient are left: go again at once.
+    left = len(sendable(rt, rt.source.pending_batch(None, rt.batch_size)))
+    return DrainResult(counts, rounds, left)
+
+
+def _drain_round(
+    rt: PipelineRuntime,
+    run_id: int | None,
+    before: RunCounts,
+    on_progress: ProgressCallback | None,
+) -> tuple[int, RunCounts]:
+    counts = RunCounts()
+    in_flight: deque[InFlight] = deque()
+    sent = 0
+    for rows in _sendable_batches(rt):
+        if rt.stop.is_set():
+            break
+        sent += len(rows)
+        plan = plan_backlog(len(rows))
+        _check_budget(rt, plan)
+        logger.info(
+            "batch of %d rows: %s",
+            len(rows),
+            plan.reason,
+            extra={
+                "event": "batch_planned",
+                "pipeline": rt.name,
+                "rows": len(rows),
+                "api": plan.api.value,
+                "credits": plan.credits,
+            },
+        )
+        if plan.api is Api.UPSERT:
+            counts = counts + send_upsert(rt, rows)[0]
+        else:
+            for job in start_bulk_jobs(rt, run_id, rows):
+                in_flight.append(job)
+                while len(in_flight) >= rt.jobs_in_flight:
+                    counts = counts + finish_job(rt, in_flight.popleft())
+                    _report(on_progress, before + counts)
+        _report(on_progress, before + counts)
+    while in_flight and not rt.stop.is_set():
+        counts = counts + finish_job(rt, in_flight.popleft())
+        _report(on_progress, before + counts)
+    # Jobs still in flight at a stop stay journaled (CREATED): the next start applies them.
+    return sent, counts
+
+
+def _report(on_progress: ProgressCallback | None, counts: RunCounts) -> None:
+    if on_progress is not None:
+        on_progress(counts)
+
+
+def _sendable_batches(rt: PipelineRuntime) -> Iterator[list[PendingRow]]:
+    after = None
+    while batch := rt.source.pending_batch(after, rt.batch_size):
+        after = batch[-1].key
+        if rows := sendable(rt, batch):
+            yield rows
+
+
+def _check_budget(rt: PipelineRuntime, plan: Plan) -> None:
+    """Refuse a batch whose plan does not fit the budget before any of it is sent."""
+    spent = rt.state.credits_spent_since(rt.clock.now() - BUDGET_WINDOW)
+    if not affordable(plan, spent, rt.daily_credit_budget):
+        raise BudgetExceeded(needed=plan.credits, spent=spent, budget=rt.daily_credit_budget)
+
+
+def start_bulk_jobs(
+    rt: PipelineRuntime, run_id: int | None, rows: Sequence[PendingRow]
+) -> Iterator[InFlight]:
+    """Encode, write, journal and start one job per file; the journal row comes first."""
+    encoded, bulk_rows = encode_bulk_rows(rt, rows)
+    by_key = {r.key_text: r for r in encoded.rows}
+    columns = rt.encoder.bulk_columns()
+    for file in rt.crm.build_bulk_files(rt.unique_field, columns, bulk_rows):
+        manifest = {k: content_hash(by_key[k].values) for k in file.keys}
+        entry = rt.state.journal_prepare(rt.name, run_id, file.path, manifest, rt.clock.now())
+        job_id = rt.crm.start_bulk_job(rt.module, rt.unique_field, columns, file)
+        rt.state.journal_created(entry, job_id, rt.clock.now())
+        logger.info(
+            "bulk job %s created for %d rows",
+            job_id,
+            file.rows,
+            extra={
+                "event": "bulk_job_created",
+                "pipeline": rt.name,
+                "job_id": job_id,
+                "rows": file.rows,
+                "zipped_bytes": file.zipped_bytes,
+            },
+        )
+        yield InFlight(entry, job_id, [by_key[k] for k in file.keys], file.path)
+
+
+def wait_for_job(rt: PipelineRuntime, job_id: str) -> BulkJobStatus:
+    """Poll with backoff until the job finishes or ``bulk_job_timeout`` passes."""
+    deadline = rt.clock.now() + rt.bulk_job_timeout
+    wait = rt.bulk_poll_interval.total_seconds()
+    while True:
+        status = rt.crm.bulk_job_status(job_id)
+        if status.finished:
+            return status
+        if rt.stop.is_set():
+            raise Stopped(f"stopping: bulk job {job_id} stays journaled and is applied next start")
+        if rt.clock.now() >= deadline:
+            raise CrmRetriableError(
+                f"bulk job {job_id} still {status.state} after {rt.bulk_job_timeout}; it stays "
+                "in the journal and is applied when syncd next starts",
+                code="JOB_TIMEOUT",
+            )
+        rt.clock.sleep(wait)
+        wait = min(wait * 1.5, _MAX_POLL_WAIT)
+
+
+def finish_job(rt: PipelineRuntime, job: InFlight) -> RunCounts:
+    """Wait for a job, apply its result, settle the journal and remove the file."""
+    status = wait_for_job(rt, job.job_id)
+    if status.state == "FAILED":
+        rt.state.journal_finish(
+            job.entry_id, JobState.FAILED, rt.clock.now(), "Zoho reported the job FAILED"
+        )
+        logger.error(
+            "bulk job %s FAILED; its %d rows stay pending and go again",
+            job.job_id,
+            len(job.rows),
+            extra={"event": "bulk_job_failed", "pipeline": rt.name, "job_id": job.job_id},
+        )
+        _remove(job.file_path)
+        return RunCounts(sent=len(job.rows), retried=len(job.rows))
+    outcomes = rt.crm.bulk_job_outcomes(status)
+    counts = apply_outcomes(rt, job.rows, outcomes)
+    rt.state.journal_finish(job.entry_id, JobState.APPLIED, rt.clock.now())
+    _remove(job.file_path)
+    return counts
+
+
+def recover_jobs(rt: PipelineRuntime) -> RunCounts:
+    """Finish what an earlier (crashed or stopped) run left in the journal.
+
+    A job Zoho has is polled and applied, never created again. The compare-and-set uses the
+    rows as they are now, but only those whose content still hashes to what was sent.
+    """
+    counts = RunCounts()
+    for entry in rt.state.journal_open(rt.name):
+        if entry.job_id is None:
+            rt.state.journal_finish(
+                entry.id,
+                JobState.FAILED,
+                rt.clock.now(),
+                "never created: the previous run stopped first",
+            )
+            _remove(entry.file_path)
+            continue
+        logger.info(
+            "resuming journaled bulk job %s",
+            entry.job_id,
+            extra={"event": "bulk_job_resumed", "pipeline": rt.name, "job_id": entry.job_id},
+        )
+        counts = counts + finish_job(rt, _resumed(rt, entry))
+    return counts
+
+
+def _resumed(rt: PipelineRuntime, entry: OpenJob) -> InFlight:
+    current = rt.source.fetch_rows(list(entry.manifest))
+    same = [r for r in current if entry.manifest.get(r.key_text) == content_hash(r.values)]
+    assert entry.job_id is not None
+    return InFlight(entry.id, entry.job_id, same, entry.file_path)
+
+
+def _remove(path: str) -> None:
+    Path(path).unlink(missing_ok=True)

@@ -1,0 +1,89 @@
+"""One tick of realtime mode: poll pending rows into the buffer, flush what is due.
+
+A backlog big enough for Bulk Write (a mass update) is not buffered: it is drained through
+the planner at once, so 80,000 changed rows cost 4 bulk jobs instead of 800 upsert calls.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from syncd.crm.credits import BUDGET_WINDOW
+from syncd.engine.apply import send_upsert, sendable
+from syncd.engine.drain import drain
+from syncd.engine.flush import decide_flush
+from syncd.engine.planner import affordable, plan_backlog
+from syncd.engine.runtime import PipelineRuntime
+from syncd.errors import BudgetExceeded
+from syncd.model import Api, RunCounts
+
+logger = logging.getLogger(__name__)
+
+_BULK_BREAK_EVEN = 5_000  # rows; at or above it the planner always picks Bulk Write
+
+
+@dataclass(frozen=True)
+class TickResult:
+    counts: RunCounts
+    buffered: int
+    mode: str  # "buffer" or "bulk"
+
+
+def realtime_tick(rt: PipelineRuntime, run_id: int | None = None) -> TickResult:
+    """Poll, buffer, and flush full chunks now and a partial chunk once it is due."""
+    backlog = rt.source.count_pending() - rt.state.count_rejects(rt.name)
+    if plan_backlog(max(backlog, 0)).api is Api.BULK:
+        logger.info(
+            "backlog of about %d rows: draining by bulk write",
+            backlog,
+            extra={"event": "realtime_mass_update", "pipeline": rt.name, "rows": backlog},
+        )
+        result = drain(rt, run_id)
+        return TickResult(result.counts, rt.state.buffer_stats(rt.name)[0], "bulk")
+    poll(rt)
+    counts = flush_due(rt)
+    return TickResult(counts, rt.state.buffer_stats(rt.name)[0], "buffer")
+
+
+def poll(rt: PipelineRuntime) -> int:
+    """Buffer every sendable pending row; a key already buffered keeps its first-seen time."""
+    rows = sendable(rt, rt.source.pending_batch(None, _BULK_BREAK_EVEN))
+    rt.state.buffer_add(rt.name, [r.key_text for r in rows], rt.clock.now())
+    return len(rows)
+
+
+def flush_due(rt: PipelineRuntime) -> RunCounts:
+    buffered, oldest = rt.state.buffer_stats(rt.name)
+    decision = decide_flush(buffered, oldest, rt.clock.now(), rt.flush_size, rt.max_delay)
+    if decision.rows == 0:
+        return RunCounts()
+    keys = rt.state.buffer_keys(rt.name, decision.rows)
+    counts = RunCounts()
+    for start in range(0, len(keys), rt.flush_size):
+        counts = counts + flush(rt, keys[start : start + rt.flush_size], decision.reason)
+    return counts
+
+
+def flush(rt: PipelineRuntime, keys: list[str], reason: str) -> RunCounts:
+    """Send these buffered keys' current versions through Upsert and apply the outcomes."""
+    rows = sendable(rt, rt.source.fetch_rows(keys, pending_only=True))
+    plan = plan_backlog(len(rows))
+    spent = rt.state.credits_spent_since(rt.clock.now() - BUDGET_WINDOW)
+    if not affordable(plan, spent, rt.daily_credit_budget):
+        raise BudgetExceeded(needed=plan.credits, spent=spent, budget=rt.daily_credit_budget)
+    logger.info(
+        "flushing %d rows (%s)",
+        len(rows),
+        reason,
+        extra={
+            "event": "flush_sent",
+            "pipeline": rt.name,
+            "rows": len(rows),
+            "credits": plan.credits,
+        },
+    )
+    counts, retry = send_upsert(rt, rows) if rows else (RunCounts(), set())
+    # Keys that went (or no longer need to go) leave the buffer; transient ones stay, oldest.
+    rt.state.buffer_remove(rt.name, [k for k in keys if k not in retry])
+    return counts
