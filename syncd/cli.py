@@ -127,9 +127,16 @@ def _accept_config_everywhere(command: click.Command) -> None:
         for sub in command.commands.values():
             _accept_config_everywhere(sub)
         return
-    command.params.append(click.Option(
-        ["-c", "--config"], metavar="FILE", expose_value=False, callback=_set_config,
-        is_eager=True, help="Config file (default: $SYNCD_CONFIG, then /etc/syncd/config.toml)."))
+    command.params.append(
+        click.Option(
+            ["-c", "--config"],
+            metavar="FILE",
+            expose_value=False,
+            callback=_set_config,
+            is_eager=True,
+            help="Config file (default: $SYNCD_CONFIG, then /etc/syncd/config.toml).",
+        )
+    )
 
 
 def register(*commands: click.Command) -> None:
@@ -139,15 +146,10 @@ def register(*commands: click.Command) -> None:
 
 
 def _load_commands() -> None:
-    from syncd.commands import (  # imported late: each command module imports its own needs
-        check,
-        db,
-        initial,
-        rejects,
-        status,
-    )
+    # Imported here, not at the top: the command modules import helpers from this module.
+    from syncd.commands import check, db, ddl, initial, rejects, run, status
 
-    for module in (check, db, initial, rejects, status):
+    for module in (check, db, ddl, initial, run, status, rejects):
         register(*module.COMMANDS)
 
 

@@ -13,17 +13,17 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from syncd.model import (
-    JobState,
-    Reject,
-    RunCounts,
     BulkColumn,
     BulkFile,
     BulkJobStatus,
     BulkRow,
     CrmRecord,
     FieldType,
+    JobState,
     Outcome,
     PendingRow,
+    Reject,
+    RunCounts,
 )
 
 

@@ -201,19 +201,63 @@ class LegacyTable:
                 return True
         return False
 
-    def _index_advice(self) -> str:
-        """Ready-to-run DDL, quoted by the dialect's own identifier preparer."""
+    def index_ddl(self) -> str:
+        """Ready-to-run DDL for an index serving `flag = false` lookups.
+
+        Identifiers are quoted by the dialect's own preparer; this text is printed for the
+        operator, never executed by syncd (syncd writes nothing but the flag).
+        """
         preparer = self.engine.dialect.identifier_preparer
         table = preparer.format_table(self.table)
         key, flag = preparer.quote(self.spec.key), preparer.quote(self.spec.flag)
         index = preparer.quote(f"{self.table.name}_{self.spec.flag}_pending_idx")
         dialect = self.engine.dialect.name
         if dialect == "postgresql":
-            ddl = f"CREATE INDEX CONCURRENTLY {index} ON {table} ({key}) WHERE NOT {flag};"
-        elif dialect == "sqlite":
-            ddl = f"CREATE INDEX {index} ON {table} ({key}) WHERE {flag} = 0;"
-        else:
-            ddl = f"CREATE INDEX {index} ON {table} ({flag}, {key});"
+            return f"CREATE INDEX CONCURRENTLY {index} ON {table} ({key}) WHERE NOT {flag};"
+        if dialect == "sqlite":
+            return f"CREATE INDEX {index} ON {table} ({key}) WHERE {flag} = 0;"
+        return f"CREATE INDEX {index} ON {table} ({flag}, {key});"
+
+    def trigger_ddl(self) -> str:
+        """DDL for a trigger that sets the flag false whenever a mapped column changes.
+
+        The flag-only UPDATE of syncd's compare-and-set changes no mapped column, so it does
+        not re-trigger. Printed for the operator; syncd never runs it.
+        """
+        preparer = self.engine.dialect.identifier_preparer
+        table = preparer.format_table(self.table)
+        flag, key = preparer.quote(self.spec.flag), preparer.quote(self.spec.key)
+        cols = [preparer.quote(c) for c in self.spec.columns]
+        name = preparer.quote(f"{self.table.name}_syncd_pending")
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            new = ", ".join(f"NEW.{c}" for c in cols)
+            old = ", ".join(f"OLD.{c}" for c in cols)
+            return (
+                f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+                f"BEGIN\n  IF TG_OP = 'INSERT' OR ROW({new}) IS DISTINCT FROM ROW({old}) THEN\n"
+                f"    NEW.{flag} := false;\n  END IF;\n  RETURN NEW;\nEND $$;\n"
+                f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON {table}\n"
+                f"  FOR EACH ROW EXECUTE FUNCTION {name}();"
+            )
+        if dialect == "sqlite":
+            changed = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in cols)
+            return (
+                # DDL printed for the operator, identifiers quoted by the dialect's preparer:
+                f"CREATE TRIGGER {name} AFTER UPDATE ON {table} FOR EACH ROW WHEN {changed}\n"  # noqa: S608
+                f"BEGIN UPDATE {table} SET {flag} = 0 WHERE {key} = NEW.{key}; END;"
+            )
+        same = " AND ".join(f"BINARY NEW.{c} <=> BINARY OLD.{c}" for c in cols)
+        ins = preparer.quote(f"{self.table.name}_syncd_pending_ins")
+        upd = preparer.quote(f"{self.table.name}_syncd_pending_upd")
+        return (
+            f"CREATE TRIGGER {ins} BEFORE INSERT ON {table} FOR EACH ROW SET NEW.{flag} = 0;\n"  # noqa: S608 - printed DDL, quoted identifiers
+            f"CREATE TRIGGER {upd} BEFORE UPDATE ON {table} FOR EACH ROW\n"
+            f"  SET NEW.{flag} = IF({same}, NEW.{flag}, 0);"
+        )
+
+    def _index_advice(self) -> str:
+        ddl = self.index_ddl()
         return (
             f"pipeline {self.spec.pipeline}: no index serves `{self.spec.flag} = false` lookups; "
             f"every poll scans the table. Suggested:\n  {ddl}"
@@ -264,7 +308,7 @@ class LegacyTable:
         return found
 
     def _key_value(self, key: Any) -> Any:
-        """Keys come back from the journal and the buffer as text; bind them as the column's type."""
+        """Keys come back from the journal and the buffer as text; bind them as the key's type."""
         if isinstance(key, str) and isinstance(self._col(self.spec.key).type, Integer):
             return int(key)
         return key

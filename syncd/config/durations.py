@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 
-from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]  # APScheduler 3 ships no types
+from apscheduler.triggers.cron import CronTrigger
 
 DURATION_HINT = 'a duration like "5s", "10m", "12h", "1d" or "1h30m"'
 SCHEDULE_HINT = (

@@ -102,3 +102,22 @@ def test_version_column_decides_the_compare_and_set(legacy_url: str) -> None:
         conn.execute(text("UPDATE orders SET row_version = 2 WHERE id = 2"))
     assert source.mark_synced(rows) == {"1"}
     engine.dispose()
+
+
+def test_trigger_ddl_flags_changes_but_not_the_compare_and_set(engine: Engine) -> None:
+    """The printed trigger sets the flag false on a mapped change, not on syncd's own update."""
+    source = LegacyTable(engine, SPEC)
+    statements = source.trigger_ddl()
+    with engine.begin() as conn:
+        # MySQL's driver takes one statement per call; the others take the whole text.
+        parts = statements.split(";\n") if engine.dialect.name == "mysql" else [statements]
+        for statement in parts:
+            conn.exec_driver_sql(statement)
+    rows = source.pending_batch(None, 10)
+    assert source.mark_synced(rows) == {str(r.key) for r in rows}
+    assert source.count_pending() == 0
+    table = orders_table()
+    with engine.begin() as conn:
+        conn.execute(update(table).where(table.c.id == 5).values(total=1))
+        conn.execute(update(table).where(table.c.id == 6).values(status="Paid"))
+    assert [r.key for r in source.pending_batch(None, 10)] == [5, 6]
