@@ -44,11 +44,21 @@ def run_drain(
 ) -> DrainResult:
     """A recorded drain: ``initial`` (the initial sync) or ``interval``."""
 
+    started = rt.clock.now()
+
+    def with_credits(counts: RunCounts) -> RunCounts:
+        return counts + RunCounts(credits=rt.state.credits_spent_since(started))
+
+    def report(counts: RunCounts) -> None:
+        if on_progress is not None:
+            on_progress(with_credits(counts))
+
     def work(run_id: int) -> tuple[DrainResult, RunCounts, bool]:
-        result = drain(rt, run_id, on_progress)
+        result = drain(rt, run_id, report)
         return result, result.counts, result.left_pending == 0
 
     result = recorded(rt, kind, work)
+    result.counts = with_credits(result.counts)
     logger.info(
         "%s drain finished: %d sent, %d confirmed, %d rejected, %d left pending",
         kind,
