@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -37,7 +37,7 @@ class Clock(Protocol):
 
 @dataclass(frozen=True)
 class CachedToken:
-    access_token: str
+    access_token: str = field(repr=False)
     api_domain: str | None
     expires_at: datetime
 

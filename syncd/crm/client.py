@@ -1,0 +1,221 @@
+"""``CrmClient``: syncd's only way to Zoho CRM (implements ``syncd.ports.Crm``).
+
+One client per process, shared by every pipeline and thread: it owns one ``httpx.Client``, one
+token manager and one concurrency limiter. Its parts:
+
+    auth.py       access tokens (shared cache, mint guard)
+    api.py        every request: budget, limiter, token, retries, error translation, ledger
+    upsert.py     Upsert Records API
+    bulk_csv.py   Bulk Write files and result parsing
+    bulk.py       Bulk Write upload, job, poll, download
+    preflight.py  ``syncd check`` against the CRM
+    credits.py    the cost model     values.py   legacy values → Zoho values
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import httpx
+
+from syncd.crm import bulk, bulk_csv, preflight, upsert
+from syncd.crm.api import RetryPolicy, ZohoApi
+from syncd.crm.auth import TokenManager
+from syncd.errors import BudgetExceeded, CrmRetriableError
+from syncd.model import (
+    BulkColumn,
+    BulkFile,
+    BulkJobStatus,
+    BulkRow,
+    CrmRecord,
+    FieldMap,
+    FieldType,
+    Outcome,
+    OutcomeKind,
+)
+from syncd.ports import Clock, CreditLedger, TokenCache
+
+if TYPE_CHECKING:
+    from syncd.config import CrmSettings
+
+logger = logging.getLogger(__name__)
+
+
+class CrmClient:
+    """Zoho CRM over HTTP: tokens, upsert, bulk write, retries, limits and credits."""
+
+    def __init__(
+        self,
+        settings: CrmSettings,
+        tokens: TokenCache,
+        ledger: CreditLedger,
+        clock: Clock,
+        http: httpx.Client | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        workdir: Path | None = None,
+        bulk_limits: bulk_csv.BulkLimits | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """``http`` defaults to a client with ``settings.request_timeout``; ``workdir`` holds
+        bulk files (default: the system temp dir); ``sleep`` paces bulk-job polling."""
+        self._settings, self._clock, self._sleep = settings, clock, sleep
+        self._owns_http = http is None
+        self._http = http or httpx.Client(timeout=settings.request_timeout.total_seconds())
+        self._auth = TokenManager(settings, tokens, clock, self._http)
+        self._api = ZohoApi(settings, self._auth, ledger, clock, self._http, retry or RetryPolicy())
+        self._workdir = workdir
+        self._bulk_limits = bulk_limits or bulk_csv.BulkLimits()
+        self._org_id = settings.org_id
+        self._org_lock = threading.Lock()
+
+    # -- records ---------------------------------------------------------------------------
+
+    def upsert(self, module: str, unique_field: str, records: Sequence[CrmRecord]) -> list[Outcome]:
+        """Upsert ``records`` in calls of 100; one outcome per distinct key (last version sent).
+
+        When a later call fails temporarily (or the budget runs out), the records already
+        answered keep their outcomes and the rest come back as RETRY; a failure of the first
+        call, and any fatal error, is raised.
+        """
+        distinct = upsert.collapse(records)
+        outcomes: list[Outcome] = []
+        for chunk in upsert.chunks(distinct):
+            try:
+                outcomes += upsert.send_upsert(
+                    self._api, module, unique_field, chunk, self._settings.trigger
+                )
+            except (CrmRetriableError, BudgetExceeded) as exc:
+                if not outcomes:
+                    raise
+                code = exc.code if isinstance(exc, CrmRetriableError) else "BUDGET_EXCEEDED"
+                left = distinct[len(outcomes) :]
+                return outcomes + [
+                    Outcome(r.key, OutcomeKind.RETRY, code=code, message=str(exc)) for r in left
+                ]
+        return outcomes
+
+    # -- bulk write ------------------------------------------------------------------------
+
+    def build_bulk_files(
+        self, unique_field: str, columns: Sequence[BulkColumn], rows: Iterable[BulkRow]
+    ) -> Iterator[BulkFile]:
+        """Stream rows into zipped CSVs (key first) within Zoho's limits.
+
+        The caller owns each ``BulkFile.path`` and deletes it once the job's result is applied.
+        """
+        return bulk_csv.build_bulk_files(
+            unique_field, columns, rows, self._workdir, self._bulk_limits
+        )
+
+    def start_bulk_job(
+        self, module: str, unique_field: str, columns: Sequence[BulkColumn], file: BulkFile
+    ) -> str:
+        """Upload ``file`` and create its upsert job (``find_by`` = ``unique_field``); job id."""
+        file_id = self.upload_bulk_file(file)
+        return self.create_bulk_job(module, unique_field, columns, file_id, rows=file.rows)
+
+    def upload_bulk_file(self, file: BulkFile) -> str:
+        """Upload a zipped CSV (headers ``feature`` and ``X-CRM-ORG``); Zoho's file id."""
+        return bulk.upload_file(self._api, self._settings.upload_url, self.org_id(), file)
+
+    def create_bulk_job(
+        self,
+        module: str,
+        unique_field: str,
+        columns: Sequence[BulkColumn],
+        file_id: str,
+        rows: int | None = None,
+    ) -> str:
+        """Create the upsert job for an uploaded file (500 credits); the job id.
+
+        Repeated only when Zoho surely did not get the request: after a lost reply it raises
+        ``CrmRetriableError`` instead, since a second job would be paid for again.
+        """
+        request = bulk.job_request(module, unique_field, columns, file_id)
+        job_id = bulk.create_job(self._api, request)
+        logger.info(
+            "created bulk job %s",
+            job_id,
+            extra={"event": "crm_bulk_job_created", "job_id": job_id, "rows": rows},
+        )
+        return job_id
+
+    def bulk_job_status(self, job_id: str) -> BulkJobStatus:
+        return bulk.job_status(self._api, job_id)
+
+    def wait_bulk_job(self, job_id: str, deadline: datetime | None = None) -> BulkJobStatus:
+        """Poll until COMPLETED; FAILED raises ``CrmFatalError``, the deadline (default
+        ``bulk_job_timeout`` from now) ``CrmRetriableError``."""
+        settings = self._settings
+        return bulk.wait_job(
+            self._api,
+            job_id,
+            deadline=deadline or self._clock.now() + settings.bulk_job_timeout,
+            clock=self._clock,
+            interval=settings.bulk_poll_interval,
+            sleep=self._sleep,
+        )
+
+    def bulk_job_outcomes(
+        self, status: BulkJobStatus, keys: Sequence[str] | None = None
+    ) -> list[Outcome]:
+        """Download and parse a completed job's result, keyed by legacy key.
+
+        With ``keys`` (the file's keys) the list has exactly one outcome per key: keys missing
+        from the result are RETRY, result rows for other keys are dropped.
+        """
+        return bulk.download_outcomes(self._api, status, keys)
+
+    # -- metadata --------------------------------------------------------------------------
+
+    def org_id(self) -> str:
+        """The org's zgid for ``X-CRM-ORG``: configured, else fetched once from Zoho."""
+        with self._org_lock:
+            if self._org_id is None:
+                self._org_id = preflight.fetch_org_id(self._api)
+            return self._org_id
+
+    def preflight(
+        self,
+        module: str,
+        unique_field: str,
+        fields: Sequence[FieldMap],
+        column_types: Mapping[str, FieldType],
+    ) -> preflight.PreflightReport:
+        """Get a token, confirm org, module, unique field, mapped fields and value types."""
+        report = preflight.run_preflight(
+            self._api, self._settings.org_id, module, unique_field, fields, column_types
+        )
+        with self._org_lock:
+            self._org_id = self._org_id or report.org_id
+        return report
+
+    @property
+    def credits_remaining(self) -> int | None:
+        """Zoho's last ``X-API-CREDITS-REMAINING`` (None until Zoho sends it, at 50 % used)."""
+        return self._api.credits_remaining
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> CrmClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

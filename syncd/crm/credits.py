@@ -1,0 +1,72 @@
+"""Zoho's credit price list and the rolling daily-budget rule.
+
+Pure functions of their inputs: the client checks every call against them, and the planner uses
+the same numbers to choose between Upsert and Bulk Write.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from syncd.errors import BudgetExceeded
+
+UPSERT_MAX_RECORDS = 100
+"""Zoho's cap on records in one Insert/Update/Upsert call."""
+
+UPSERT_RECORDS_PER_CREDIT = 10
+"""Record writes cost 1 credit per 10 records, rounded up per call (reference §6.1)."""
+
+BULK_JOB_CREDITS = 500
+"""Creating one Bulk Write job costs 500 credits, whatever its size (reference §6.1)."""
+
+BULK_MAX_ROWS = 25_000
+"""Most rows Zoho accepts in one Bulk Write CSV (reference §5.1)."""
+
+OTHER_CALL_CREDITS = 1
+"""Upload, job status, result download, org and field metadata calls.
+
+UNCONFIRMED (reference §9 #17): Zoho does not say whether upload and status polls are charged.
+We count them at the "all other APIs" price so the budget errs on the safe side.
+"""
+
+BUDGET_WINDOW = timedelta(hours=24)
+"""Zoho frees credits 24 h after they were spent (rolling window, reference §6.2)."""
+
+
+class CallKind:
+    """Ledger ``kind`` of each call the client makes."""
+
+    UPSERT = "upsert"
+    BULK_JOB = "bulk_job"
+    UPLOAD = "upload"
+    BULK_STATUS = "bulk_status"
+    DOWNLOAD = "download"
+    ORG = "org"
+    FIELDS = "fields"
+
+
+def upsert_call_cost(records: int) -> int:
+    """Credits of one Upsert call carrying ``records`` records (at most 100)."""
+    if not 0 < records <= UPSERT_MAX_RECORDS:
+        raise ValueError(f"an upsert call carries 1..{UPSERT_MAX_RECORDS} records, got {records}")
+    return math.ceil(records / UPSERT_RECORDS_PER_CREDIT)
+
+
+def upsert_cost(records: int) -> int:
+    """Credits to upsert ``records`` distinct records in calls of 100.
+
+    Chunks of 100 are multiples of 10, so the per-call rounding adds up to one rounding overall.
+    """
+    return math.ceil(max(records, 0) / UPSERT_RECORDS_PER_CREDIT)
+
+
+def bulk_cost(rows: int) -> int:
+    """Credits of the Bulk Write jobs needed for ``rows`` rows (500 per started 25,000)."""
+    return BULK_JOB_CREDITS * math.ceil(max(rows, 0) / BULK_MAX_ROWS)
+
+
+def check_budget(*, needed: int, spent: int, budget: int) -> None:
+    """Raise ``BudgetExceeded`` when spending ``needed`` now would cross ``budget``."""
+    if spent + needed > budget:
+        raise BudgetExceeded(needed=needed, spent=spent, budget=budget)

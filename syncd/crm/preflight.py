@@ -1,0 +1,164 @@
+"""``syncd check`` against the CRM: token, org, module, unique field, mapped fields and types.
+
+``check_fields`` is pure (metadata in, problems out); ``run_preflight`` fetches the metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from syncd.crm.api import Call, ZohoApi
+from syncd.crm.credits import OTHER_CALL_CREDITS, CallKind
+from syncd.errors import CrmFatalError
+from syncd.model import FieldMap, FieldType
+
+_ANY = frozenset(FieldType)
+ACCEPTED: Mapping[str, frozenset[FieldType]] = {
+    # Text-like fields take any value in its text form.
+    "text": _ANY,
+    "textarea": _ANY,
+    "email": frozenset({FieldType.TEXT}),
+    "phone": frozenset({FieldType.TEXT, FieldType.INTEGER}),
+    "website": frozenset({FieldType.TEXT}),
+    "picklist": _ANY,
+    "integer": frozenset({FieldType.INTEGER}),
+    "bigint": frozenset({FieldType.INTEGER}),
+    "double": frozenset({FieldType.INTEGER, FieldType.DECIMAL}),
+    "decimal": frozenset({FieldType.INTEGER, FieldType.DECIMAL}),
+    "currency": frozenset({FieldType.INTEGER, FieldType.DECIMAL}),
+    "percent": frozenset({FieldType.INTEGER, FieldType.DECIMAL}),
+    "boolean": frozenset({FieldType.BOOLEAN}),
+    "date": frozenset({FieldType.DATE}),
+    "datetime": frozenset({FieldType.DATETIME}),
+}
+"""Which legacy value types each Zoho ``data_type`` can hold without guessing."""
+
+UNIQUE_CAPABLE = frozenset({"text", "email", "phone", "integer", "bigint", "website"})
+"""Field types Zoho lets be unique (reference §4.3), hence usable as the key field."""
+
+
+@dataclass(frozen=True)
+class PreflightReport:
+    """What ``syncd check`` learned from the CRM; ``problems`` empty means ready to sync."""
+
+    org_id: str
+    module: str
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def fetch_org_id(api: ZohoApi) -> str:
+    """The org's zgid (for ``X-CRM-ORG``) from ``GET /crm/v8/org``."""
+    body = api.json(api.send(Call("GET", "/crm/v8/org", CallKind.ORG, OTHER_CALL_CREDITS)))
+    orgs = body.get("org") if isinstance(body, Mapping) else None
+    first = orgs[0] if isinstance(orgs, list) and orgs else None
+    zgid = first.get("zgid") if isinstance(first, Mapping) else None
+    if zgid is None:
+        raise CrmFatalError("GET /crm/v8/org returned no org zgid; set crm.org_id", code="NO_ORG")
+    return str(zgid)
+
+
+def fetch_fields(api: ZohoApi, module: str) -> dict[str, Mapping[str, Any]]:
+    """The module's fields by API name (``GET /crm/v8/settings/fields``)."""
+    call = Call(
+        "GET", "/crm/v8/settings/fields", CallKind.FIELDS, OTHER_CALL_CREDITS, {"module": module}
+    )
+    body = api.json(api.send(call))
+    fields = body.get("fields") if isinstance(body, Mapping) else None
+    if not isinstance(fields, list):
+        raise CrmFatalError(f"module {module!r} has no field metadata", code="NO_FIELDS")
+    return {str(f["api_name"]): f for f in fields if isinstance(f, Mapping) and "api_name" in f}
+
+
+def run_preflight(
+    api: ZohoApi,
+    configured_org: str | None,
+    module: str,
+    unique_field: str,
+    fields: Sequence[FieldMap],
+    column_types: Mapping[str, FieldType],
+) -> PreflightReport:
+    """Fetch org and field metadata and check the pipeline's mapping against them."""
+    org_id = fetch_org_id(api)
+    problems: list[str] = []
+    if configured_org and configured_org != org_id:
+        problems.append(
+            f"crm.org_id is {configured_org} but the token belongs to org {org_id}: fix crm.org_id"
+        )
+    try:
+        metadata = fetch_fields(api, module)
+    except CrmFatalError as exc:
+        problems.append(f"module {module!r} is not usable: {exc}")
+        return PreflightReport(org_id, module, tuple(problems))
+    problems += check_fields(module, unique_field, fields, column_types, metadata)
+    return PreflightReport(org_id, module, tuple(problems))
+
+
+def check_fields(
+    module: str,
+    unique_field: str,
+    fields: Sequence[FieldMap],
+    column_types: Mapping[str, FieldType],
+    metadata: Mapping[str, Mapping[str, Any]],
+) -> list[str]:
+    """Every problem of the mapping against the module's field metadata."""
+    problems = _check_unique(module, unique_field, metadata)
+    for mapped in fields:
+        meta = metadata.get(mapped.api_name)
+        if meta is None:
+            problems.append(
+                f"{module}.{mapped.api_name} does not exist (mapped from column "
+                f"{mapped.column!r}); use the field's API name"
+            )
+            continue
+        if meta.get("read_only") or meta.get("field_read_only"):
+            problems.append(f"{module}.{mapped.api_name} is read-only in the CRM")
+        ftype = mapped.type or column_types.get(mapped.column)
+        if ftype is None:
+            problems.append(
+                f"column {mapped.column!r} (for {module}.{mapped.api_name}) has no type"
+            )
+            continue
+        problems += _check_type(module, mapped, ftype, str(meta.get("data_type", "")))
+    return problems
+
+
+def _check_unique(
+    module: str, unique_field: str, metadata: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    meta = metadata.get(unique_field)
+    if meta is None:
+        return [f"unique field {module}.{unique_field} does not exist"]
+    problems = []
+    if not meta.get("unique"):  # Zoho marks a non-unique field with "unique": {}
+        problems.append(
+            f'{module}.{unique_field} is not unique: enable "Do not allow duplicate values" on '
+            "it in the CRM, or syncd cannot upsert by it"
+        )
+    if str(meta.get("data_type", "")) not in UNIQUE_CAPABLE:
+        problems.append(
+            f"{module}.{unique_field} is a {meta.get('data_type')} field; the key field must be "
+            f"one of {', '.join(sorted(UNIQUE_CAPABLE))}"
+        )
+    return problems
+
+
+def _check_type(module: str, mapped: FieldMap, ftype: FieldType, data_type: str) -> list[str]:
+    accepted = ACCEPTED.get(data_type)
+    if accepted is None:
+        return [
+            f"{module}.{mapped.api_name} is a {data_type or 'untyped'} field, which syncd "
+            "does not write (lookups, multi-selects, formulas, files ...)"
+        ]
+    if ftype not in accepted:
+        return [
+            f"{module}.{mapped.api_name} is a {data_type} field but column "
+            f"{mapped.column!r} holds {ftype} values, which will not convert; map another "
+            "column or set the field's type explicitly"
+        ]
+    return []

@@ -1,0 +1,148 @@
+"""Bulk Write CSV/zip building and result parsing (syncd.crm.bulk_csv)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from syncd.crm.bulk_csv import (
+    BulkLimits,
+    build_bulk_files,
+    complete_outcomes,
+    parse_bulk_result,
+    parse_errors_cell,
+)
+from syncd.errors import CrmFatalError, CrmRetriableError
+from syncd.model import BulkColumn, BulkRow, Outcome, OutcomeKind
+
+COLUMNS = [BulkColumn("Name"), BulkColumn("Order_Date", "yyyy-MM-dd")]
+
+
+def _read(path: str) -> list[list[str]]:
+    with zipfile.ZipFile(path) as archive:
+        assert len(archive.namelist()) == 1
+        text = archive.read(archive.namelist()[0]).decode("utf-8")
+    assert "\r\n" in text
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def test_csv_is_rfc4180_utf8_key_first(tmp_path: Path) -> None:
+    """Header = API names with the unique field first; quotes, commas, newlines survive."""
+    rows = [BulkRow("k1", ['Grüße, "A"\nline 2', "2024-01-02"]), BulkRow("k2", ["", ""])]
+    [file] = build_bulk_files("parent_id", COLUMNS, rows, tmp_path)
+    assert _read(file.path) == [
+        ["parent_id", "Name", "Order_Date"],
+        ["k1", 'Grüße, "A"\nline 2', "2024-01-02"],
+        ["k2", "", ""],
+    ]
+    assert (file.rows, list(file.keys)) == (2, ["k1", "k2"])
+    assert file.zipped_bytes == Path(file.path).stat().st_size
+
+
+def test_split_at_row_limit(tmp_path: Path) -> None:
+    """A new file starts when the row limit is reached; every key lands in exactly one file."""
+    rows = (BulkRow(str(i), [f"n{i}", ""]) for i in range(25))
+    files = list(build_bulk_files("parent_id", COLUMNS, rows, tmp_path, BulkLimits(max_rows=10)))
+    assert [f.rows for f in files] == [10, 10, 5]
+    assert [k for f in files for k in f.keys] == [str(i) for i in range(25)]
+    assert all(_read(f.path)[0] == ["parent_id", "Name", "Order_Date"] for f in files)
+
+
+def test_split_keeps_zipped_size_under_limit(tmp_path: Path) -> None:
+    """Incompressible rows are cut into files that each stay under the zipped-size cap."""
+    limits = BulkLimits(max_zipped_bytes=300_000, flush_margin=100_000)
+    rows = (BulkRow(str(i), [os.urandom(1500).hex(), ""]) for i in range(400))
+    files = list(build_bulk_files("parent_id", COLUMNS, rows, tmp_path, limits))
+    assert len(files) > 2
+    assert all(f.zipped_bytes <= 300_000 for f in files)
+    assert sum(f.rows for f in files) == 400
+
+
+def test_abandoned_file_is_deleted(tmp_path: Path) -> None:
+    """A file still being written when the consumer stops is removed; handed-out files stay."""
+    rows = (BulkRow(str(i), ["n", ""]) for i in range(15))
+    files = build_bulk_files("parent_id", COLUMNS, rows, tmp_path, BulkLimits(max_rows=10))
+    first = next(files)
+    files.close()
+    assert sorted(tmp_path.iterdir()) == [Path(first.path)]
+
+
+def test_limits_and_bad_rows_are_refused(tmp_path: Path) -> None:
+    """Over 200 columns, a repeated column, a short row and a repeated key are errors."""
+    too_wide = [BulkColumn(f"F{i}") for i in range(200)]
+    with pytest.raises(CrmFatalError, match="at most 200 columns"):
+        list(build_bulk_files("parent_id", too_wide, [], tmp_path))
+    with pytest.raises(CrmFatalError):
+        list(build_bulk_files("parent_id", [BulkColumn("parent_id")], [], tmp_path))
+    with pytest.raises(ValueError, match="cells"):
+        list(build_bulk_files("parent_id", COLUMNS, [BulkRow("a", ["x"])], tmp_path))
+    with pytest.raises(ValueError, match="twice"):
+        list(build_bulk_files("parent_id", COLUMNS, [BulkRow("a", ["", ""])] * 2, tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def _result_zip(text: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("Orders-syncd.csv", text.encode("utf-8"))
+    return buffer.getvalue()
+
+
+def test_result_rows_become_outcomes_by_key() -> None:
+    """Each status kind maps to its outcome, keyed by the first column, whatever the row order."""
+    data = _result_zip(
+        "parent_id,Name,Order_Date,STATUS,RECORD_ID,ERRORS\r\n"
+        'k3,c,,Skipped,,"MANDATORY_NOT_FOUND-Name,Order_Date:DUPLICATE_DATA-parent_id"\r\n'
+        "k1,a,,ADDED,111,\r\n"
+        "k2,b,,updated,222,\r\n"
+        "k4,d,,UNPROCESSED,,\r\n"
+        "k5,e,,SKIPPED,,CANNOT_PROCESS-Name\r\n"
+    )
+    by_key = {o.key: o for o in parse_bulk_result(data)}
+    assert by_key["k1"] == Outcome("k1", OutcomeKind.ADDED, record_id="111")
+    assert by_key["k2"] == Outcome("k2", OutcomeKind.UPDATED, record_id="222")
+    assert by_key["k3"] == Outcome(
+        "k3",
+        OutcomeKind.SKIPPED,
+        code="MANDATORY_NOT_FOUND",
+        field="Name",
+        message="MANDATORY_NOT_FOUND-Name,Order_Date:DUPLICATE_DATA-parent_id",
+    )
+    assert by_key["k4"].kind is OutcomeKind.RETRY
+    assert by_key["k5"].kind is OutcomeKind.RETRY
+
+
+def test_result_with_bom_and_lower_headers() -> None:
+    """A UTF-8 BOM and lower-case headers are read the same."""
+    data = _result_zip("\ufeffparent_id,status,record_id,errors\nk1,added,1,\n")
+    assert parse_bulk_result(data) == [Outcome("k1", OutcomeKind.ADDED, record_id="1")]
+
+
+def test_unreadable_result_is_temporary() -> None:
+    """A corrupt download or a CSV without STATUS raises instead of inventing outcomes."""
+    with pytest.raises(CrmRetriableError):
+        parse_bulk_result(b"not a zip")
+    with pytest.raises(CrmRetriableError):
+        parse_bulk_result(_result_zip("a,b\n1,2\n"))
+
+
+def test_errors_cell() -> None:
+    """The first code and its first column are reported."""
+    assert parse_errors_cell("MANDATORY_NOT_FOUND-Company,Last_Name:DUPLICATE_DATA-Email") == (
+        "MANDATORY_NOT_FOUND",
+        "Company",
+    )
+    assert parse_errors_cell("INVALID_DATA") == ("INVALID_DATA", None)
+    assert parse_errors_cell("") == (None, None)
+
+
+def test_complete_outcomes_one_per_key() -> None:
+    """Keys Zoho did not report are RETRY; result rows for foreign keys are dropped."""
+    outcomes = [Outcome("a", OutcomeKind.ADDED), Outcome("zz", OutcomeKind.ADDED)]
+    done = complete_outcomes(["a", "b"], outcomes)
+    assert [(o.key, o.kind) for o in done] == [("a", OutcomeKind.ADDED), ("b", OutcomeKind.RETRY)]
