@@ -151,6 +151,10 @@ def _load_commands() -> None:
 
     for module in (check, db, ddl, initial, run, status, rejects):
         register(*module.COMMANDS)
+    # The emulator's own command; its heavy imports happen only when it runs.
+    from syncd.emulator.cli import emulator_command
+
+    register(emulator_command)
 
 
 _load_commands()
