@@ -87,7 +87,8 @@ def pipelines_of(settings: Settings, name: str | None) -> list[Any]:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map errors to one line and an exit code."""
     try:
-        cli.main(args=argv, prog_name="syncd", standalone_mode=False)
+        # Without standalone mode click returns the code of a click.exceptions.Exit.
+        code = cli.main(args=argv, prog_name="syncd", standalone_mode=False)
     except click.exceptions.Abort:
         fail("aborted", 130)
     except click.ClickException as exc:
@@ -101,8 +102,11 @@ def main(argv: list[str] | None = None) -> None:
         lines = str(exc).splitlines() or [type(exc).__name__]
         for line in lines:
             click.echo(f"syncd: {line}", err=True)
+        shown: list[str] = []
         for cause in _causes(exc):
-            click.echo(f"  caused by {cause}", err=True)
+            if cause not in shown:  # drivers often wrap one error in a copy of itself
+                shown.append(cause)
+                click.echo(f"  caused by {cause}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
             f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback "
             "and please report it)"
         )
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
