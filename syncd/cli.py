@@ -7,6 +7,7 @@ This is the one place that turns a ``SyncdError`` into a message and an exit cod
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -102,10 +103,12 @@ def main(argv: list[str] | None = None) -> None:
         lines = str(exc).splitlines() or [type(exc).__name__]
         for line in lines:
             click.echo(f"syncd: {line}", err=True)
-        shown: list[str] = []
+        said = str(exc)
         for cause in _causes(exc):
-            if cause not in shown:  # drivers often wrap one error in a copy of itself
-                shown.append(cause)
+            # "(psycopg.OperationalError) text" is SQLAlchemy's wrapper around the same text.
+            detail = re.sub(r"^\([\w.]+\)\s*", "", cause.split(": ", 1)[-1])
+            if detail not in said:  # drivers often wrap one error in a copy of itself
+                said += "\n" + cause
                 click.echo(f"  caused by {cause}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
