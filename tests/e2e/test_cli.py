@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -185,3 +186,25 @@ def test_version_and_help() -> None:
     help_text = syncd("--help").stdout
     for command in ("check", "initial-sync", "run", "status", "rejects", "emulator", "ddl"):
         assert command in help_text
+
+
+def test_initial_sync_refuses_while_a_daemon_holds_the_pipeline(
+    tmp_path: Path, legacy: str, emulator: EmulatorServer
+) -> None:
+    """initial-sync takes the pipeline's lease, so it never sends beside a running daemon."""
+    config = write_config(tmp_path, legacy, emulator.base_url)
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = subprocess.Popen([*SYNCD, "-c", str(config), "run"], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while "lease_acquired" not in (tmp_path / "daemon.log").read_text():
+            assert time.monotonic() < deadline, "the daemon never took the lease"
+            time.sleep(0.2)
+        result = syncd("initial-sync", "-c", str(config))
+        assert result.returncode == 1
+        assert "pipeline orders is being synced by" in result.stderr
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+        log.close()
+    assert daemon.returncode == 0
