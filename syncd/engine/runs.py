@@ -10,6 +10,7 @@ from typing import TypeVar
 from syncd.engine.drain import DrainResult, Stopped, drain
 from syncd.engine.runtime import PipelineRuntime, ProgressCallback
 from syncd.errors import SyncdError
+from syncd.logs import log_context
 from syncd.model import RunCounts
 
 logger = logging.getLogger(__name__)
@@ -22,7 +23,8 @@ def recorded(rt: PipelineRuntime, kind: str, work: Callable[[int], tuple[T, RunC
     started = rt.clock.now()
     run_id = rt.state.start_run(rt.name, kind, rt.host, started)
     try:
-        result, counts, complete = work(run_id)
+        with log_context(run_id=run_id):
+            result, counts, complete = work(run_id)
     except Stopped as exc:
         rt.state.finish_run(run_id, "interrupted", RunCounts(), rt.clock.now(), str(exc))
         raise
