@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from syncd.engine.runtime import PipelineRuntime
 from syncd.errors import RowNotRepresentable
@@ -20,6 +21,8 @@ from syncd.model import (
 )
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 LOCAL_REJECT_CODE = "NOT_REPRESENTABLE"
 """Code of a reject syncd itself raised: the value cannot be written to its CRM field."""
@@ -39,34 +42,32 @@ class Encoded:
     counts: RunCounts  # local rejects
 
 
-def encode_records(
-    rt: PipelineRuntime, rows: Sequence[PendingRow]
-) -> tuple[Encoded, list[CrmRecord]]:
-    records: list[CrmRecord] = []
+def _encode(
+    rt: PipelineRuntime, rows: Sequence[PendingRow], encode: Callable[[PendingRow], T]
+) -> tuple[Encoded, list[T]]:
+    """Encode each row; a row whose value cannot be represented becomes a local reject."""
+    encoded: list[T] = []
     kept: list[PendingRow] = []
     failed: list[tuple[PendingRow, RowNotRepresentable]] = []
     for row in rows:
         try:
-            records.append(rt.encoder.record(row))
+            encoded.append(encode(row))
             kept.append(row)
         except RowNotRepresentable as exc:
             failed.append((row, exc))
-    return Encoded(kept, _record_local_rejects(rt, failed)), records
+    return Encoded(kept, _record_local_rejects(rt, failed)), encoded
+
+
+def encode_records(
+    rt: PipelineRuntime, rows: Sequence[PendingRow]
+) -> tuple[Encoded, list[CrmRecord]]:
+    return _encode(rt, rows, rt.encoder.record)
 
 
 def encode_bulk_rows(
     rt: PipelineRuntime, rows: Sequence[PendingRow]
 ) -> tuple[Encoded, list[BulkRow]]:
-    cells: list[BulkRow] = []
-    kept: list[PendingRow] = []
-    failed: list[tuple[PendingRow, RowNotRepresentable]] = []
-    for row in rows:
-        try:
-            cells.append(rt.encoder.bulk_row(row))
-            kept.append(row)
-        except RowNotRepresentable as exc:
-            failed.append((row, exc))
-    return Encoded(kept, _record_local_rejects(rt, failed)), cells
+    return _encode(rt, rows, rt.encoder.bulk_row)
 
 
 def _record_local_rejects(
