@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +20,10 @@ from sqlalchemy import Engine
 from syncd.config import PipelineSettings, Settings
 from syncd.crm.client import CrmClient
 from syncd.engine.runtime import PipelineRuntime
+from syncd.errors import LeaseLost
 from syncd.mapping import FieldEncoder
 from syncd.source import LegacyTable, TableSpec, open_source_engine
+from syncd.state.lease import lease_for
 from syncd.state.store import StateStore
 
 
@@ -107,6 +111,25 @@ class App:
             flush_size=pipeline.flush_size,
             max_delay=pipeline.max_delay,
         )
+
+    @contextmanager
+    def pipeline_lease(self, name: str) -> Iterator[None]:
+        """Hold the pipeline's lease, as the daemon does, so two processes never both send."""
+        lease = lease_for(self.store, name)
+        if not lease.try_acquire():
+            holder = self.store.lease_holder(name)
+            who = holder.holder if holder else "another syncd process"
+            raise LeaseLost(
+                f"pipeline {name} is being synced by {who} (a running `syncd run`?); "
+                "stop it first, or let it do the initial sync"
+            )
+        me = host_id()
+        self.store.record_lease(name, me, self.clock.now())
+        try:
+            yield
+        finally:
+            self.store.clear_lease(name, me)
+            lease.release()
 
     def close(self) -> None:
         if self._crm is not None:

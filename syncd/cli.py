@@ -146,22 +146,24 @@ def _accept_config_everywhere(command: click.Command) -> None:
     )
 
 
-def register(*commands: click.Command) -> None:
+def register(*commands: click.Command, reads_config: bool = True) -> None:
     for command in commands:
-        _accept_config_everywhere(command)
+        if reads_config:
+            _accept_config_everywhere(command)
         cli.add_command(command)
 
 
 def _load_commands() -> None:
     # Imported here, not at the top: the command modules import helpers from this module.
-    from syncd.commands import check, db, ddl, initial, rejects, run, status
+    from syncd.commands import check, db, ddl, demo, initial, rejects, run, status
 
     for module in (check, db, ddl, initial, run, status, rejects):
         register(*module.COMMANDS)
     # The emulator's own command; its heavy imports happen only when it runs.
     from syncd.emulator.cli import emulator_command
 
-    register(emulator_command)
+    # The demo writes its own config, and the emulator needs none.
+    register(*demo.COMMANDS, emulator_command, reads_config=False)
 
 
 _load_commands()

@@ -14,17 +14,15 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from syncd.app import App, host_id
+from syncd.app import App
 from syncd.cli import settings_of
 from syncd.config import PipelineSettings
 from syncd.crm.credits import upsert_cost
 from syncd.engine import dryrun
 from syncd.engine.runs import run_drain
 from syncd.engine.runtime import ProgressCallback
-from syncd.errors import LeaseLost
 from syncd.logs import log_context
 from syncd.model import Api, RunCounts
-from syncd.state.lease import lease_for
 
 logger = logging.getLogger(__name__)
 
@@ -107,28 +105,8 @@ def initial_sync(ctx: click.Context, pipeline_name: str | None, dry_run: bool) -
         raise click.exceptions.Exit(1)
 
 
-@contextmanager
-def pipeline_lease(app: App, name: str) -> Iterator[None]:
-    """Hold the pipeline's lease, as the daemon does, so two processes never both send."""
-    lease = lease_for(app.store, name)
-    if not lease.try_acquire():
-        holder = app.store.lease_holder(name)
-        who = holder.holder if holder else "another syncd process"
-        raise LeaseLost(
-            f"pipeline {name} is being synced by {who} (a running `syncd run`?); "
-            "stop it first, or let it do the initial sync"
-        )
-    me = host_id()
-    app.store.record_lease(name, me, app.clock.now())
-    try:
-        yield
-    finally:
-        app.store.clear_lease(name, me)
-        lease.release()
-
-
 def _sync(app: App, pipeline: PipelineSettings) -> int:
-    with pipeline_lease(app, pipeline.name):
+    with app.pipeline_lease(pipeline.name):
         return _sync_leased(app, pipeline)
 
 
