@@ -19,7 +19,16 @@ from syncd.engine.apply import apply_outcomes, encode_bulk_rows, send_upsert, se
 from syncd.engine.planner import affordable, plan_backlog
 from syncd.engine.runtime import PipelineRuntime, ProgressCallback
 from syncd.errors import BudgetExceeded, CrmRetriableError, SyncdError
-from syncd.model import Api, BulkJobStatus, JobState, PendingRow, Plan, RunCounts, content_hash
+from syncd.model import (
+    Api,
+    BulkJobStatus,
+    BulkRow,
+    JobState,
+    PendingRow,
+    Plan,
+    RunCounts,
+    content_hash,
+)
 from syncd.ports import OpenJob
 
 logger = logging.getLogger(__name__)
@@ -95,7 +104,9 @@ def _drain_round(
         if plan.api is Api.UPSERT:
             counts = counts + send_upsert(rt, rows)[0]
         else:
-            for job in start_bulk_jobs(rt, run_id, rows):
+            encoded, bulk_rows = encode_bulk_rows(rt, rows)
+            counts = counts + encoded.counts  # rows syncd itself rejects (NOT_REPRESENTABLE)
+            for job in start_bulk_jobs(rt, run_id, encoded.rows, bulk_rows):
                 in_flight.append(job)
                 while len(in_flight) >= rt.jobs_in_flight:
                     counts = counts + finish_job(rt, in_flight.popleft())
@@ -129,11 +140,16 @@ def _check_budget(rt: PipelineRuntime, plan: Plan) -> None:
 
 
 def start_bulk_jobs(
-    rt: PipelineRuntime, run_id: int | None, rows: Sequence[PendingRow]
+    rt: PipelineRuntime,
+    run_id: int | None,
+    rows: Sequence[PendingRow],
+    bulk_rows: Sequence[BulkRow],
 ) -> Iterator[InFlight]:
-    """Encode, write, journal and start one job per file; the journal row comes first."""
-    encoded, bulk_rows = encode_bulk_rows(rt, rows)
-    by_key = {r.key_text: r for r in encoded.rows}
+    """Write, journal and start one job per file of ``bulk_rows`` (``rows``, encoded).
+
+    The journal row comes first, the job id is recorded as soon as Zoho returns it.
+    """
+    by_key = {r.key_text: r for r in rows}
     columns = rt.encoder.bulk_columns()
     for file in rt.crm.build_bulk_files(rt.unique_field, columns, bulk_rows):
         manifest = {k: content_hash(by_key[k].values) for k in file.keys}

@@ -2,18 +2,24 @@
 
 ``assert_mirrored`` is the acceptance check of the initial sync and the daemon: every legacy
 row is either synced (flag true) with identical content in the CRM, or a listed reject.
+``run_syncd`` runs the real command line; ``open_app`` wires the engine in-process for tests
+that need control (a faster bulk poll, a concurrent writer).
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import dataclasses
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine, select
 
+from syncd.app import App
+from syncd.config import load_settings
 from syncd.emulator.admin import EmulatorAdmin
 from syncd.emulator.settings import EmulatorSettings
 from syncd.state.store import StateStore
@@ -28,10 +34,13 @@ def write_config(
     base_url: str,
     *,
     state_url: str | None = None,
+    mode: str = "realtime",
     pipeline: str = "",
     crm: str = "",
+    extra: str = "",
 ) -> Path:
-    """A config for the orders table and an emulator; extra TOML lines go into the sections."""
+    """A config for the orders table and an emulator; extra TOML lines go into the sections
+    (``extra``: whole tables such as ``[metrics]``, after the pipeline)."""
     emulator = EmulatorSettings()
     state_url = state_url or f"sqlite:///{directory}/state.db"
     path = directory / "config.toml"
@@ -60,11 +69,13 @@ key = "id"
 flag = "sync"
 module = "Orders"
 unique_field = "parent_id"
-mode = "realtime"
+mode = "{mode}"
 {pipeline}
 
 [pipelines.fields]
 {FIELD_LINES}
+
+{extra}
 """,
         encoding="utf-8",
     )
@@ -72,7 +83,28 @@ mode = "realtime"
     return path
 
 
-def _same(expected: Any, actual: Any) -> bool:
+def run_syncd(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``syncd -c CONFIG ARGS...`` as a subprocess; stdout and stderr captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "syncd", "-c", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def open_app(config: Path, *, bulk_poll_interval: timedelta | None = None) -> App:
+    """The engine's wiring for ``config``, in-process; a poll interval below the config's 1 s
+    granularity keeps bulk-job tests fast."""
+    settings = load_settings(config)
+    if bulk_poll_interval is not None:
+        crm = dataclasses.replace(settings.crm, bulk_poll_interval=bulk_poll_interval)
+        settings = dataclasses.replace(settings, crm=crm)
+    return App.open(settings)
+
+
+def _same(expected: Any, actual: Any, source_tz: tzinfo = UTC) -> bool:
     if expected is None or expected == "":
         return actual in (None, "")
     if isinstance(expected, bool):
@@ -80,7 +112,7 @@ def _same(expected: Any, actual: Any) -> bool:
     if isinstance(expected, Decimal | int | float) and not isinstance(expected, bool):
         return actual is not None and Decimal(str(actual)) == Decimal(str(expected))
     if isinstance(expected, datetime):
-        aware = expected if expected.tzinfo else expected.replace(tzinfo=ZoneInfo("UTC"))
+        aware = expected if expected.tzinfo else expected.replace(tzinfo=source_tz)
         return actual is not None and datetime.fromisoformat(actual) == aware
     if isinstance(expected, date):
         return actual == expected.isoformat()
@@ -95,9 +127,12 @@ def crm_by_key(base_url: str) -> dict[str, dict[str, Any]]:
     return by_key
 
 
-def assert_mirrored(legacy_url: str, base_url: str, state: StateStore) -> dict[str, int]:
+def assert_mirrored(
+    legacy_url: str, base_url: str, state: StateStore, *, source_tz: tzinfo = UTC
+) -> dict[str, int]:
     """Every synced row is in the CRM with its exact content; every other row is a reject.
 
+    Naive legacy timestamps are read in ``source_tz`` (the config's ``source.timezone``).
     Returns counts (synced, rejected) for the caller's own assertions.
     """
     table = orders_table()
@@ -117,7 +152,7 @@ def assert_mirrored(legacy_url: str, base_url: str, state: StateStore) -> dict[s
         record = crm.get(key)
         assert record is not None, f"row {key} is flagged synced but missing in the CRM"
         for field in FIELDS:
-            assert _same(row[field.column], record.get(field.api_name)), (
+            assert _same(row[field.column], record.get(field.api_name), source_tz), (
                 f"row {key} {field.column}={row[field.column]!r} but CRM "
                 f"{field.api_name}={record.get(field.api_name)!r}"
             )

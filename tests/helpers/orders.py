@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     false,
+    select,
 )
 
 from syncd.model import FieldMap, FieldType
@@ -100,3 +101,33 @@ def create_orders(url: str, rows: Iterable[dict[str, Any]], name: str = "orders"
         if batch:
             conn.execute(table.insert(), batch)
     return engine
+
+
+# -- the legacy application at work: every insert or change sets the flag false --------------
+
+
+def add_orders(engine: Engine, rows: Iterable[dict[str, Any]], name: str = "orders") -> None:
+    """Insert rows in one transaction, pending (as the legacy app does)."""
+    with engine.begin() as conn:
+        conn.execute(orders_table(name).insert(), [{**row, "sync": False} for row in rows])
+
+
+def change_orders(
+    engine: Engine, keys: Iterable[int] | None, name: str = "orders", **values: Any
+) -> int:
+    """Update these rows (all rows when ``keys`` is None) in one transaction, setting the flag
+    false with the change; returns how many rows changed."""
+    table = orders_table(name)
+    stmt = table.update().values(**values, sync=False)
+    if keys is not None:
+        stmt = stmt.where(table.c.id.in_(list(keys)))
+    with engine.begin() as conn:
+        return int(conn.execute(stmt).rowcount)
+
+
+def pending_keys(engine: Engine, name: str = "orders") -> list[int]:
+    """Keys of the rows whose flag is false, in key order."""
+    table = orders_table(name)
+    query = select(table.c.id).where(table.c.sync == false()).order_by(table.c.id)
+    with engine.connect() as conn:
+        return [int(k) for k in conn.execute(query).scalars()]
