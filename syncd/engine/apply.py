@@ -33,7 +33,13 @@ def sendable(rt: PipelineRuntime, rows: Sequence[PendingRow]) -> list[PendingRow
     if not rows:
         return []
     rejected = rt.state.reject_hashes(rt.name, [r.key_text for r in rows])
-    return [r for r in rows if rejected.get(r.key_text) != content_hash(r.values)]
+    if not rejected:  # the common case: skip fingerprinting every row
+        return list(rows)
+    return [
+        r
+        for r in rows
+        if r.key_text not in rejected or rejected[r.key_text] != content_hash(r.values)
+    ]
 
 
 @dataclass(frozen=True)

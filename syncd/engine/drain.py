@@ -70,8 +70,9 @@ def drain(
         if sent == 0:
             return DrainResult(counts, rounds, 0)
         # Only rows that changed meanwhile or came back transient are left: go again at once.
-    left = len(sendable(rt, rt.source.pending_batch(None, rt.batch_size)))
-    return DrainResult(counts, rounds, left)
+    if rt.stop.is_set():  # stopping: one cheap count, not a scan of what is left
+        return DrainResult(counts, rounds, rt.source.count_pending())
+    return DrainResult(counts, rounds, sum(len(rows) for rows in _sendable_batches(rt)))
 
 
 def _drain_round(

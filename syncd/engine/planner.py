@@ -6,16 +6,30 @@ and the client's ledger can never disagree on a price.
 
 from __future__ import annotations
 
-from syncd.crm.credits import BULK_MAX_ROWS, UPSERT_MAX_RECORDS, bulk_cost, upsert_cost
+from syncd.crm.credits import (
+    BULK_JOB_CREDITS,
+    BULK_MAX_ROWS,
+    UPSERT_MAX_RECORDS,
+    UPSERT_RECORDS_PER_CREDIT,
+    bulk_cost,
+    upsert_cost,
+)
 from syncd.model import Api, Plan
+
+BREAK_EVEN = BULK_JOB_CREDITS * UPSERT_RECORDS_PER_CREDIT
+"""5,000 rows: there 50 upsert calls cost 500 credits, as one bulk job does."""
 
 
 def plan_backlog(rows: int) -> Plan:
-    """Bulk Write when it costs no more than Upsert (5,000 rows is the break-even), else Upsert."""
+    """Bulk Write from 5,000 rows on (the break-even), Upsert below.
+
+    From 4,991 rows upsert already costs 500 credits too; at such a tie Upsert wins: it is
+    answered at once and needs no upload, status polls or result download (each 1 credit).
+    """
     by_bulk, by_upsert = bulk_cost(rows), upsert_cost(rows)
-    if rows > 0 and by_bulk <= by_upsert:
+    if rows >= BREAK_EVEN:
         jobs = -(-rows // BULK_MAX_ROWS)
-        reason = f"bulk write: {jobs} job(s) = {by_bulk} credits < upsert {by_upsert} credits"
+        reason = f"bulk write: {jobs} job(s) = {by_bulk} credits <= upsert {by_upsert} credits"
         return Plan(Api.BULK, rows, jobs, by_bulk, reason)
     calls = -(-rows // UPSERT_MAX_RECORDS)
     reason = f"upsert: {calls} call(s) = {by_upsert} credits <= bulk write {by_bulk} credits"

@@ -11,16 +11,14 @@ from dataclasses import dataclass
 
 from syncd.crm.credits import BUDGET_WINDOW
 from syncd.engine.apply import send_upsert, sendable
-from syncd.engine.drain import drain
+from syncd.engine.drain import drain, recover_jobs
 from syncd.engine.flush import decide_flush
-from syncd.engine.planner import affordable, plan_backlog
+from syncd.engine.planner import BREAK_EVEN, affordable, plan_backlog
 from syncd.engine.runtime import PipelineRuntime
 from syncd.errors import BudgetExceeded
 from syncd.model import Api, RunCounts
 
 logger = logging.getLogger(__name__)
-
-_BULK_BREAK_EVEN = 5_000  # rows; at or above it the planner always picks Bulk Write
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,12 @@ class TickResult:
 
 
 def realtime_tick(rt: PipelineRuntime, run_id: int | None = None) -> TickResult:
-    """Poll, buffer, and flush full chunks now and a partial chunk once it is due."""
+    """Poll, buffer, and flush full chunks now and a partial chunk once it is due.
+
+    Bulk jobs a previous worker left in the journal (it died, or stopped mid-drain) are
+    finished first: Zoho has them and they are paid for, so their rows must not go again.
+    """
+    recovered = recover_jobs(rt)
     backlog = rt.source.count_pending() - rt.state.count_rejects(rt.name)
     if plan_backlog(max(backlog, 0)).api is Api.BULK:
         logger.info(
@@ -40,15 +43,15 @@ def realtime_tick(rt: PipelineRuntime, run_id: int | None = None) -> TickResult:
             extra={"event": "realtime_mass_update", "pipeline": rt.name, "rows": backlog},
         )
         result = drain(rt, run_id)
-        return TickResult(result.counts, rt.state.buffer_stats(rt.name)[0], "bulk")
+        return TickResult(recovered + result.counts, rt.state.buffer_stats(rt.name)[0], "bulk")
     poll(rt)
-    counts = flush_due(rt)
+    counts = recovered + flush_due(rt)
     return TickResult(counts, rt.state.buffer_stats(rt.name)[0], "buffer")
 
 
 def poll(rt: PipelineRuntime) -> int:
     """Buffer every sendable pending row; a key already buffered keeps its first-seen time."""
-    rows = sendable(rt, rt.source.pending_batch(None, _BULK_BREAK_EVEN))
+    rows = sendable(rt, rt.source.pending_batch(None, BREAK_EVEN))
     rt.state.buffer_add(rt.name, [r.key_text for r in rows], rt.clock.now())
     return len(rows)
 
@@ -61,6 +64,8 @@ def flush_due(rt: PipelineRuntime) -> RunCounts:
     keys = rt.state.buffer_keys(rt.name, decision.rows)
     counts = RunCounts()
     for start in range(0, len(keys), rt.flush_size):
+        if rt.stop.is_set():
+            break  # the rest stays buffered in the state store for the next start
         counts = counts + flush(rt, keys[start : start + rt.flush_size], decision.reason)
     return counts
 
@@ -73,9 +78,10 @@ def flush(rt: PipelineRuntime, keys: list[str], reason: str) -> RunCounts:
     if not affordable(plan, spent, rt.daily_credit_budget):
         raise BudgetExceeded(needed=plan.credits, spent=spent, budget=rt.daily_credit_budget)
     logger.info(
-        "flushing %d rows (%s)",
+        "flushing %d rows (%s): %s",
         len(rows),
         reason,
+        plan.reason,
         extra={
             "event": "flush_sent",
             "pipeline": rt.name,
