@@ -110,6 +110,7 @@ class App:
             bulk_job_timeout=crm.bulk_job_timeout,
             flush_size=pipeline.flush_size,
             max_delay=pipeline.max_delay,
+            poll_interval=pipeline.poll_interval,
         )
 
     @contextmanager

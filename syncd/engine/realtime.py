@@ -58,7 +58,9 @@ def poll(rt: PipelineRuntime) -> int:
 
 def flush_due(rt: PipelineRuntime) -> RunCounts:
     buffered, oldest = rt.state.buffer_stats(rt.name)
-    decision = decide_flush(buffered, oldest, rt.clock.now(), rt.flush_size, rt.max_delay)
+    decision = decide_flush(
+        buffered, oldest, rt.clock.now(), rt.flush_size, rt.max_delay, rt.poll_interval
+    )
     if decision.rows == 0:
         return RunCounts()
     keys = rt.state.buffer_keys(rt.name, decision.rows)

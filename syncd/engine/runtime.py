@@ -31,6 +31,7 @@ class PipelineRuntime:
     bulk_job_timeout: timedelta = timedelta(hours=2)
     flush_size: int = 100
     max_delay: timedelta = timedelta(minutes=10)
+    poll_interval: timedelta = timedelta(seconds=5)
     max_rounds: int = 10
     # Set on SIGTERM: loops stop starting new work; journaled jobs are resumed on the next start.
     stop: threading.Event = field(default_factory=threading.Event)
