@@ -89,7 +89,7 @@ def test_rows_changed_during_the_sync_end_up_with_their_final_content(
             counts = assert_mirrored(url, server.base_url, app.store)
     engine.dispose()
 
-    assert writer.changes > 100
+    assert writer.changes > 10  # the writer really ran (how often depends on machine load)
     assert during.counts.stale > 0, "no change landed while its row was in flight"
     assert after.left_pending == 0
     assert counts == {"synced": ROWS, "rejected": 0, "crm_records": ROWS}
