@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, start_http_server
@@ -14,32 +15,59 @@ from syncd.model import RunCounts
 from syncd.state.store import StateStore
 
 
-class StateCollector(Collector):
-    """Reads the state store at scrape time, so every process sees the same numbers."""
+@dataclass(frozen=True)
+class _Bound:
+    store: StateStore
+    pipelines: Sequence[str]
+    last_success: Callable[[str], datetime | None]
+    budget: int
 
-    def __init__(
+
+class StateCollector(Collector):
+    """Reads the state store at scrape time, so every process sees the same numbers.
+
+    The daemon binds it to the running configuration, again after each reload.
+    """
+
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        self.now = now
+        self._bound: _Bound | None = None
+
+    def bind(
         self,
         store: StateStore,
         pipelines: Sequence[str],
-        now: Callable[[], datetime],
         last_success: Callable[[str], datetime | None],
+        budget: int,
     ) -> None:
-        self.store, self.pipelines, self.now, self.last_success = (
-            store,
-            pipelines,
-            now,
-            last_success,
-        )
+        self._bound = _Bound(store, tuple(pipelines), last_success, budget)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        now = self.now()
-        credits = GaugeMetricFamily("syncd_credits_spent_24h", "Credits spent in the rolling 24 h")
-        credits.add_metric([], self.store.credits_spent_since(now - BUDGET_WINDOW))
-        calls = GaugeMetricFamily(
-            "syncd_api_calls_24h", "Zoho API calls in the last 24 h", labels=["kind"]
+        bound = self._bound
+        if bound is None:
+            return
+        yield from self._credits(bound)
+        yield from self._pipelines(bound)
+
+    def _credits(self, bound: _Bound) -> Iterator[GaugeMetricFamily]:
+        since = self.now() - BUDGET_WINDOW
+        yield GaugeMetricFamily(
+            "syncd_credits_spent_24h",
+            "Zoho credits spent in the rolling 24 h",
+            value=bound.store.credits_spent_since(since),
         )
-        for kind, (count, _) in sorted(self.store.calls_since(now - BUDGET_WINDOW).items()):
+        yield GaugeMetricFamily(
+            "syncd_credit_budget", "crm.daily_credit_budget", value=bound.budget
+        )
+        calls = GaugeMetricFamily(
+            "syncd_api_calls_24h", "Zoho API calls in the rolling 24 h", labels=["kind"]
+        )
+        for kind, (count, _) in sorted(bound.store.calls_since(since).items()):
             calls.add_metric([kind], count)
+        yield calls
+
+    def _pipelines(self, bound: _Bound) -> Iterator[GaugeMetricFamily]:
+        now = self.now()
         buffered = GaugeMetricFamily(
             "syncd_buffer_size", "Rows in the realtime buffer", labels=["pipeline"]
         )
@@ -53,14 +81,14 @@ class StateCollector(Collector):
             "Unix time of the last successful tick",
             labels=["pipeline"],
         )
-        for name in self.pipelines:
-            size, first = self.store.buffer_stats(name)
+        for name in bound.pipelines:
+            size, first = bound.store.buffer_stats(name)
             buffered.add_metric([name], size)
             oldest.add_metric([name], 0 if first is None else (now - first).total_seconds())
-            last = self.last_success(name)
+            last = bound.last_success(name)
             if last is not None:
                 success.add_metric([name], last.timestamp())
-        yield from (credits, calls, buffered, oldest, success)
+        yield from (buffered, oldest, success)
 
 
 class Metrics:
@@ -85,5 +113,6 @@ class Metrics:
         self.rejected.labels(pipeline).inc(counts.rejected)
 
     def serve(self, host: str, port: int, collector: StateCollector) -> None:
-        self.registry.register(collector)
+        """Serve ``/metrics`` from a daemon thread; ``OSError`` when the port is taken."""
         start_http_server(port, addr=host, registry=self.registry)
+        self.registry.register(collector)

@@ -8,6 +8,8 @@ import socket
 
 logger = logging.getLogger(__name__)
 
+SEND_TIMEOUT = 1.0  # seconds
+
 
 class Notifier:
     """Sends sd_notify messages when started by systemd with Type=notify; no-op otherwise."""
@@ -27,6 +29,9 @@ class Notifier:
             target = "\0" + target[1:]
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                # A datagram send blocks while the receiver's queue is full; never let a
+                # manager that does not read stall the main thread (and with it SIGTERM).
+                sock.settimeout(SEND_TIMEOUT)
                 sock.connect(target)
                 sock.sendall(message.encode())
         except OSError as exc:

@@ -13,6 +13,24 @@ from syncd.cli import settings_of
 from syncd.config import PipelineSettings
 from syncd.crm.credits import BUDGET_WINDOW
 from syncd.errors import SourceError
+from syncd.state.lease import HEARTBEAT
+from syncd.state.store import LeaseRecord
+
+STALE_LEASE = HEARTBEAT * 5
+"""A lease record whose heartbeat is older than this was left by a worker that died."""
+
+
+def lease_status(lease: LeaseRecord | None, now: datetime) -> dict[str, Any] | None:
+    if lease is None:
+        return None
+    age = now - lease.heartbeat_at
+    return {
+        "holder": lease.holder,
+        "since": lease.acquired_at.isoformat(),
+        "heartbeat": lease.heartbeat_at.isoformat(),
+        "heartbeat_age_seconds": int(age.total_seconds()),
+        "alive": age <= STALE_LEASE,
+    }
 
 
 def pipeline_status(app: App, pipeline: PipelineSettings, now: datetime) -> dict[str, Any]:
@@ -32,13 +50,7 @@ def pipeline_status(app: App, pipeline: PipelineSettings, now: datetime) -> dict
         "jobs_in_flight": store.jobs_in_flight(pipeline.name),
         "rejects": store.count_rejects(pipeline.name),
         "initial_sync_done": store.has_succeeded(pipeline.name, "initial"),
-        "lease": None
-        if lease is None
-        else {
-            "holder": lease.holder,
-            "since": lease.acquired_at.isoformat(),
-            "heartbeat": lease.heartbeat_at.isoformat(),
-        },
+        "lease": lease_status(lease, now),
         "last_runs": [
             {
                 "id": r.id,
@@ -81,6 +93,17 @@ def _age(seconds: int | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+def _lease_text(lease: dict[str, Any] | None) -> str:
+    if lease is None:
+        return "nobody (no daemon running)"
+    if lease["alive"]:
+        return f"{lease['holder']} (heartbeat {_age(lease['heartbeat_age_seconds'])} ago)"
+    return (
+        f"nobody: {lease['holder']} stopped sending heartbeats "
+        f"{_age(lease['heartbeat_age_seconds'])} ago (no daemon running?)"
+    )
+
+
 def _print(data: dict[str, Any]) -> None:
     credits = data["credits"]
     click.echo(
@@ -89,7 +112,7 @@ def _print(data: dict[str, Any]) -> None:
     )
     for p in data["pipelines"]:
         pending = p["pending"] if isinstance(p["pending"], str) else f"{p['pending']:,}"
-        lease = p["lease"]["holder"] if p["lease"] else "nobody (no daemon running)"
+        lease = _lease_text(p["lease"])
         click.echo(f"\npipeline {p['pipeline']} ({p['mode']})")
         click.echo(
             f"  pending {pending}   buffered {p['buffered']:,} (oldest "

@@ -1,22 +1,30 @@
 """One active worker per pipeline: a lock that dies with its holder.
 
-PostgreSQL state store: a session-level advisory lock on a dedicated connection (released by
+PostgreSQL state store: a session-level advisory lock on a connection of its own (released by
 the server when the holder's connection ends). SQLite state store: an exclusive file lock next
 to the database (released by the kernel when the holder's process ends).
+
+Either way the lock belongs to the process, not to a thread: the daemon takes it in its lease
+job and checks it from every pipeline tick, each on a scheduler thread of its own.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Protocol
 
 import filelock
-from sqlalchemy import Connection, text
+from sqlalchemy import URL, Connection, Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from syncd.state.store import StateStore, lock_id
 
 logger = logging.getLogger(__name__)
+
+HEARTBEAT = timedelta(seconds=2)
+"""How often the daemon checks its leases (and a standby tries to take one)."""
 
 
 class Lease(Protocol):
@@ -36,7 +44,8 @@ class Lease(Protocol):
 
 class FileLease:
     def __init__(self, path: str) -> None:
-        self._lock = filelock.FileLock(path)
+        # thread_local=False: taken on one thread, held (and released) for the whole process.
+        self._lock = filelock.FileLock(path, thread_local=False, fallback_to_soft=False)
 
     @property
     def held(self) -> bool:
@@ -60,9 +69,13 @@ class FileLease:
 
 
 class AdvisoryLease:
-    def __init__(self, store: StateStore, name: str) -> None:
-        self._store = store
+    """``pg_try_advisory_lock`` held on a connection outside any pool, so nothing else (pool
+    recycling, a reload closing the state store's engine) can end the session by accident."""
+
+    def __init__(self, url: URL, name: str) -> None:
+        self._url = url
         self._id = lock_id(f"lease:{name}")
+        self._engine: Engine | None = None
         self._conn: Connection | None = None
 
     @property
@@ -72,8 +85,10 @@ class AdvisoryLease:
     def try_acquire(self) -> bool:
         if self.held:
             return True
+        if self._engine is None:
+            self._engine = create_engine(self._url, poolclass=NullPool, hide_parameters=True)
         try:
-            conn = self._store.engine.connect()
+            conn = self._engine.connect()
             got = conn.execute(text("SELECT pg_try_advisory_lock(:id)"), {"id": self._id})
             acquired = bool(got.scalar_one())
             conn.commit()
@@ -106,14 +121,16 @@ class AdvisoryLease:
         return True
 
     def release(self) -> None:
-        if self._conn is None:
-            return
-        try:
-            self._conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": self._id})
-            self._conn.commit()
-        except SQLAlchemyError:
-            pass  # the lock goes with the connection anyway
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": self._id})
+                self._conn.commit()
+            except SQLAlchemyError:
+                pass  # the lock goes with the connection anyway
         self._drop()
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
 
     def _drop(self) -> None:
         if self._conn is not None:
@@ -128,4 +145,4 @@ class AdvisoryLease:
 def lease_for(store: StateStore, pipeline: str) -> Lease:
     if store.is_sqlite:
         return FileLease(store.lock_path(f"lease:{pipeline}"))
-    return AdvisoryLease(store, pipeline)
+    return AdvisoryLease(store.engine.url, pipeline)

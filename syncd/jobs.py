@@ -1,0 +1,230 @@
+"""The daemon's scheduled jobs: per-pipeline ticks, leases, housekeeping, the watchdog.
+
+``Jobs.schedule`` puts them on one APScheduler 3 BackgroundScheduler. Every job runs with
+``max_instances=1``, so none overlaps itself; a pipeline's tick runs the initial sync until
+one has succeeded, then its realtime tick or its interval drain. Jobs count themselves in
+``InFlight`` so a stop or a reload can wait for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from syncd.app import App, host_id
+from syncd.config import PipelineSettings
+from syncd.engine.drain import Stopped
+from syncd.engine.realtime import realtime_tick
+from syncd.engine.runs import record_tick, run_drain
+from syncd.engine.runtime import PipelineRuntime
+from syncd.errors import BudgetExceeded, SyncdError
+from syncd.logs import log_context
+from syncd.metrics import Metrics
+from syncd.model import RunCounts
+from syncd.state.lease import HEARTBEAT, Lease
+from syncd.systemd import Notifier, watchdog_interval
+
+logger = logging.getLogger(__name__)
+
+HOUSEKEEPING = timedelta(hours=1)
+KEEP_HISTORY = timedelta(days=30)
+
+
+class _OverlapFilter(logging.Filter):
+    """A tick still running when the next one is due is skipped by design, not a warning:
+    during a long bulk drain APScheduler would say so at every poll interval."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in str(record.msg)
+
+
+scheduler_log = logging.getLogger("apscheduler.scheduler.syncd")  # quiet like "apscheduler"
+scheduler_log.addFilter(_OverlapFilter())
+
+
+@dataclass
+class Worker:
+    """One pipeline inside this process."""
+
+    settings: PipelineSettings
+    runtime: PipelineRuntime
+    lease: Lease
+    last_success: datetime | None = None
+    holder: str = field(default_factory=host_id)
+
+
+@dataclass
+class Running:
+    """One configuration at work: adapters, workers and scheduler; SIGHUP swaps it whole."""
+
+    app: App
+    workers: dict[str, Worker]
+    scheduler: BackgroundScheduler
+    halted: threading.Event = field(default_factory=threading.Event)
+
+
+def pipeline_trigger(pipeline: PipelineSettings, zone: ZoneInfo) -> IntervalTrigger | CronTrigger:
+    """Realtime: every ``poll_interval``; interval: its schedule (cron in the source's zone)."""
+    if pipeline.mode == "realtime":
+        return IntervalTrigger(seconds=pipeline.poll_interval.total_seconds(), timezone=UTC)
+    assert pipeline.schedule is not None
+    if pipeline.schedule.every is not None:
+        return IntervalTrigger(seconds=pipeline.schedule.every.total_seconds(), timezone=UTC)
+    assert pipeline.schedule.cron is not None
+    # Cron expressions are read in the legacy system's zone: that is the business's clock.
+    return CronTrigger.from_crontab(pipeline.schedule.cron, timezone=zone)
+
+
+class InFlight:
+    """How many jobs are running, so a stop or reload can wait for them."""
+
+    def __init__(self) -> None:
+        self._idle = threading.Condition()
+        self._busy = 0
+
+    @contextmanager
+    def track(self) -> Iterator[None]:
+        with self._idle:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: timedelta, while_waiting: Callable[[], None]) -> bool:
+        """Wait until no job runs (True) or ``timeout`` passes (False)."""
+        deadline = time.monotonic() + timeout.total_seconds()
+        with self._idle:
+            while self._busy and time.monotonic() < deadline:
+                while_waiting()
+                self._idle.wait(min(deadline - time.monotonic(), 0.5))
+            return not self._busy
+
+
+class Jobs:
+    def __init__(self, metrics: Metrics, notifier: Notifier, in_flight: InFlight) -> None:
+        self.metrics, self.notifier, self.in_flight = metrics, notifier, in_flight
+
+    def schedule(self, run: Running) -> None:
+        now = datetime.now(UTC)
+        add = run.scheduler.add_job
+        once = {"max_instances": 1, "coalesce": True}
+        every = IntervalTrigger(seconds=HEARTBEAT.total_seconds(), timezone=UTC)
+        add(self.leases, every, args=[run], id="leases", next_run_time=now, **once)
+        hourly = IntervalTrigger(seconds=HOUSEKEEPING.total_seconds(), timezone=UTC)
+        add(self.housekeeping, hourly, args=[run], id="housekeeping", **once)
+        interval = watchdog_interval()
+        if interval:
+            ping = IntervalTrigger(seconds=interval, timezone=UTC)
+            add(self.watchdog, ping, args=[run], id="watchdog", next_run_time=now, **once)
+        for worker in run.workers.values():
+            add(
+                self.tick,
+                pipeline_trigger(worker.settings, run.app.settings.source.timezone),
+                args=[run, worker],
+                id=f"pipeline:{worker.settings.name}",
+                misfire_grace_time=None,
+                **once,
+            )
+
+    def leases(self, run: Running) -> None:
+        """Keep the leases held (heartbeat) or, as a standby, try to take them."""
+        with self.in_flight.track():
+            if run.halted.is_set():
+                return
+            for worker in run.workers.values():
+                try:
+                    self._keep_lease(run, worker, datetime.now(UTC))
+                except SyncdError as exc:
+                    logger.warning(
+                        "lease record not updated: %s",
+                        exc,
+                        extra={"event": "lease_record_failed", "pipeline": worker.settings.name},
+                    )
+
+    @staticmethod
+    def _keep_lease(run: Running, worker: Worker, now: datetime) -> None:
+        name = worker.settings.name
+        if worker.lease.held:
+            if worker.lease.verify():
+                run.app.store.heartbeat_lease(name, worker.holder, now)
+            return
+        if worker.lease.try_acquire():
+            logger.info(
+                "lease acquired: this process is the active worker",
+                extra={"event": "lease_acquired", "pipeline": name},
+            )
+            run.scheduler.modify_job(f"pipeline:{name}", next_run_time=now)
+            run.app.store.record_lease(name, worker.holder, now)
+
+    def tick(self, run: Running, worker: Worker) -> None:
+        name = worker.settings.name
+        with self.in_flight.track(), log_context(pipeline=name):
+            if run.halted.is_set() or not worker.lease.held:
+                return  # stopping, or standby: another process holds this pipeline
+            try:
+                counts = self._work(run.app, worker)
+            except Stopped:
+                return
+            except BudgetExceeded as exc:
+                logger.warning("%s", exc, extra={"event": "budget_exceeded"})
+                return
+            except SyncdError as exc:
+                logger.error("tick failed: %s", exc, extra={"event": "tick_failed"})
+                return
+            self.metrics.count(name, counts)
+            worker.last_success = worker.runtime.clock.now()
+
+    @staticmethod
+    def _work(app: App, worker: Worker) -> RunCounts:
+        rt = worker.runtime
+        if not app.store.has_succeeded(worker.settings.name, "initial"):
+            logger.info(
+                "initial sync not complete: running it first",
+                extra={"event": "initial_sync_started"},
+            )
+            return run_drain(rt, "initial").counts
+        if worker.settings.mode == "interval":
+            return run_drain(rt, "interval").counts
+        started = rt.clock.now()
+        result = realtime_tick(rt)
+        record_tick(
+            rt, "realtime" if result.mode == "buffer" else "realtime-bulk", started, result.counts
+        )
+        return result.counts
+
+    def housekeeping(self, run: Running) -> None:
+        with self.in_flight.track():
+            if run.halted.is_set():
+                return
+            pruned = run.app.store.prune(datetime.now(UTC) - KEEP_HISTORY)
+            logger.info(
+                "housekeeping pruned %d old row(s)",
+                pruned,
+                extra={"event": "housekeeping", "rows": pruned},
+            )
+
+    def watchdog(self, run: Running) -> None:
+        """Ping only while the state store answers; a hung store lets systemd restart us."""
+        if run.halted.is_set():
+            return
+        try:
+            run.app.store.revision()
+        except SyncdError as exc:
+            logger.error(
+                "watchdog: state store unreachable: %s", exc, extra={"event": "watchdog_unhealthy"}
+            )
+            return
+        self.notifier.notify("WATCHDOG=1")
