@@ -32,8 +32,6 @@ class Clock(Protocol):
         """The current time, timezone-aware UTC."""
         ...
 
-    def sleep(self, seconds: float) -> None: ...
-
 
 @dataclass(frozen=True)
 class CachedToken:

@@ -180,15 +180,14 @@ def wait_for_job(rt: PipelineRuntime, job_id: str) -> BulkJobStatus:
         status = rt.crm.bulk_job_status(job_id)
         if status.finished:
             return status
-        if rt.stop.is_set():
-            raise Stopped(f"stopping: bulk job {job_id} stays journaled and is applied next start")
         if rt.clock.now() >= deadline:
             raise CrmRetriableError(
                 f"bulk job {job_id} still {status.state} after {rt.bulk_job_timeout}; it stays "
                 "in the journal and is applied when syncd next starts",
                 code="JOB_TIMEOUT",
             )
-        rt.clock.sleep(wait)
+        if rt.stop.wait(wait):  # a stop ends the wait at once, not after the next poll
+            raise Stopped(f"stopping: bulk job {job_id} stays journaled and is applied next start")
         wait = min(wait * 1.5, _MAX_POLL_WAIT)
 
 

@@ -495,11 +495,23 @@ class StateStore:
     # -- leases (who holds a pipeline; the lock itself is in syncd.state.lease) -----------------
 
     def record_lease(self, pipeline: str, holder: str, now: datetime) -> None:
+        """Record the new holder; runs left "running" by an earlier holder (it crashed or was
+        killed) are marked interrupted, so `status` does not show them as still going."""
         row = {"pipeline": pipeline, "holder": holder, "acquired_at": now, "heartbeat_at": now}
+        orphaned = (
+            update(runs)
+            .where(runs.c.pipeline == pipeline, runs.c.status == "running", runs.c.host != holder)
+            .values(
+                status="interrupted",
+                finished_at=now,
+                error="its worker stopped without finishing (crash or kill)",
+            )
+        )
         with self._tx() as conn:
             self._insert_or_update(
                 conn, leases, [row], ["pipeline"], ["holder", "acquired_at", "heartbeat_at"]
             )
+            conn.execute(orphaned)
 
     def heartbeat_lease(self, pipeline: str, holder: str, now: datetime) -> None:
         with self._tx() as conn:

@@ -97,3 +97,12 @@ def test_runs_record_counts_and_order(store: StateStore) -> None:
     assert runs[1].counts.confirmed == 5 and runs[1].status == "succeeded"
     assert store.has_succeeded("orders", "initial")
     assert not store.has_succeeded("orders", "interval")
+
+
+def test_a_new_lease_holder_closes_runs_left_running_by_a_dead_one(store: StateStore) -> None:
+    """Runs a killed worker left 'running' show as interrupted once another takes over."""
+    dead = store.start_run("orders", "realtime", "host-a:1", T0)
+    mine = store.start_run("orders", "realtime", "host-b:2", T0)
+    store.record_lease("orders", "host-b:2", T0 + timedelta(minutes=1))
+    status = {r.id: r.status for r in store.last_runs("orders")}
+    assert status == {dead: "interrupted", mine: "running"}
