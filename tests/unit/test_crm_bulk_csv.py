@@ -19,6 +19,7 @@ from syncd.crm.bulk_csv import (
 )
 from syncd.errors import CrmFatalError, CrmRetriableError
 from syncd.model import BulkColumn, BulkRow, Outcome, OutcomeKind
+from tests.helpers.text import REPORTED, tricky_texts
 
 COLUMNS = [BulkColumn("Name"), BulkColumn("Order_Date", "yyyy-MM-dd")]
 
@@ -42,6 +43,29 @@ def test_csv_is_rfc4180_utf8_key_first(tmp_path: Path) -> None:
     ]
     assert (file.rows, list(file.keys)) == (2, ["k1", "k2"])
     assert file.zipped_bytes == Path(file.path).stat().st_size
+
+
+def test_reported_notes_value_is_quoted_not_backslash_escaped(tmp_path: Path) -> None:
+    """The value once seen as 'Gift wrap\\' is one RFC 4180 cell: quoted, quotes doubled.
+
+    A writer escaping with backslashes instead (QUOTE_NONE + escapechar) makes a standard reader
+    such as Zoho's end the cell at the comma as exactly 'Gift wrap\\'.
+    """
+    notes = [BulkColumn("Notes")]
+    [file] = build_bulk_files("parent_id", notes, [BulkRow("3", [REPORTED])], tmp_path)
+    with zipfile.ZipFile(file.path) as archive:
+        text = archive.read(archive.namelist()[0]).decode("utf-8")
+    assert text == 'parent_id,Notes\r\n3,"Gift wrap, ""fragile""\nDeliver to Müller #3"\r\n'
+
+
+def test_tricky_text_round_trips_across_split_files(tmp_path: Path) -> None:
+    """Commas, quotes, CR/LF, backslashes and unicode come back cell for cell across file cuts."""
+    texts = tricky_texts(seed=4180, count=300)
+    rows = [BulkRow(str(i), [text, texts[-1 - i]]) for i, text in enumerate(texts)]
+    columns = [BulkColumn("Notes"), BulkColumn("Name")]
+    files = build_bulk_files("parent_id", columns, rows, tmp_path, BulkLimits(max_rows=7))
+    read = [cells for f in files for cells in _read(f.path)[1:]]
+    assert read == [[row.key, *row.cells] for row in rows]
 
 
 def test_split_at_row_limit(tmp_path: Path) -> None:
