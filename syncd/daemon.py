@@ -225,6 +225,21 @@ class Daemon:
             )
             return
         logger.info("reloading config", extra={"event": "reload"})
+        old = self.running.app.settings
+        moved = (old.metrics.host, old.metrics.port) != (
+            settings.metrics.host,
+            settings.metrics.port,
+        )
+        for what, changed in (
+            ("metrics host/port", old.metrics.enabled and moved),
+            ("[log]", old.log != settings.log),
+        ):
+            if changed:
+                logger.warning(
+                    "%s changed: it takes effect at the next restart",
+                    what,
+                    extra={"event": "reload_needs_restart", "section": what},
+                )
         self.notifier.notify("RELOADING=1")
         if not self._halt():
             app.close()
