@@ -61,6 +61,7 @@ class Worker:
     lease: Lease
     last_success: datetime | None = None
     holder: str = field(default_factory=host_id)
+    waiting_for_budget: bool = False  # said once when it starts, once when it ends
 
 
 @dataclass
@@ -179,11 +180,18 @@ class Jobs:
             except Stopped:
                 return
             except BudgetExceeded as exc:
-                logger.warning("%s", exc, extra={"event": "budget_exceeded"})
+                if not worker.waiting_for_budget:  # not again at every poll while it lasts
+                    logger.warning("%s", exc, extra={"event": "budget_exceeded"})
+                worker.waiting_for_budget = True
                 return
             except SyncdError as exc:
                 logger.error("tick failed: %s", exc, extra={"event": "tick_failed"})
                 return
+            if worker.waiting_for_budget:
+                worker.waiting_for_budget = False
+                logger.info(
+                    "credits available again: sending resumed", extra={"event": "budget_available"}
+                )
             self.metrics.count(name, counts)
             worker.last_success = worker.runtime.clock.now()
 
