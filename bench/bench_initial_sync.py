@@ -19,20 +19,18 @@ import multiprocessing
 import resource
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from syncd.emulator.server import EmulatorServer
 from syncd.emulator.settings import EmulatorSettings
 from syncd.engine.runs import run_drain
+from tests.helpers.databases import fresh_database
 from tests.helpers.e2e import open_app, write_config
 from tests.helpers.orders import create_orders, order
 
@@ -62,22 +60,12 @@ def sync_in_child(config: str, poll_ms: int) -> dict[str, Any]:
 
 
 @contextmanager
-def fresh_database(server_url: str | None, workdir: Path) -> Iterator[str]:
+def legacy_database(server_url: str | None, workdir: Path) -> Iterator[str]:
     """A SQLite file in ``workdir``, or a new database on the given server (dropped after)."""
     if server_url is None:
         yield f"sqlite:///{workdir}/legacy.db"
         return
-    name = f"syncd_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            force = " WITH (FORCE)" if admin.dialect.name == "postgresql" else ""
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name}{force}"))
-        admin.dispose()
+    yield from fresh_database(server_url, prefix="syncd_bench")
 
 
 def main() -> None:
@@ -92,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp,
-        fresh_database(args.source_url, Path(tmp)) as url,
+        legacy_database(args.source_url, Path(tmp)) as url,
     ):
         began = time.perf_counter()
         create_orders(url, (order(i) for i in range(1, args.rows + 1))).dispose()

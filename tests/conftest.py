@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
+
+from tests.helpers.databases import fresh_database
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -91,33 +92,16 @@ def mysql_server() -> Iterator[str]:
     yield from _server_url("SYNCD_TEST_MYSQL_URL", "MySQL/MariaDB", "mysql")
 
 
-def _fresh_database(server_url: str) -> Iterator[str]:
-    """A new empty database on the server for one test, dropped afterwards."""
-    name = f"syncd_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            if admin.dialect.name == "postgresql":
-                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            else:
-                conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        admin.dispose()
-
-
 @pytest.fixture
 def pg_url(postgres_server: str) -> Iterator[str]:
     """URL of a fresh PostgreSQL database."""
-    yield from _fresh_database(postgres_server)
+    yield from fresh_database(postgres_server)
 
 
 @pytest.fixture
 def mysql_url(mysql_server: str) -> Iterator[str]:
     """URL of a fresh MySQL/MariaDB database."""
-    yield from _fresh_database(mysql_server)
+    yield from fresh_database(mysql_server)
 
 
 @pytest.fixture
