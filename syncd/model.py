@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -177,17 +178,40 @@ class RunCounts:
         )
 
 
-def content_hash(values: Mapping[str, Any]) -> str:
-    """A stable fingerprint of a row's mapped values, as read from the legacy table.
+DELETED = "<deleted>"
+"""Stands for the columns of a row that was deleted while it was in flight."""
 
-    Used to tell whether a rejected row was fixed, and to re-check after a crash that a
-    journaled row still holds what was sent. Type names are included so 1 and "1" differ.
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What the compare-and-set did with rows Zoho confirmed.
+
+    ``changed`` maps each key that no longer holds what was sent to the columns that differ
+    (empty when the row is gone); ``unflagged`` are keys whose content matched and whose flag
+    was set, yet read false again in the same transaction (a legacy trigger resets it).
     """
-    import hashlib
-    import json
 
-    canonical = json.dumps(
-        {name: [type(value).__name__, repr(value)] for name, value in sorted(values.items())},
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    marked: frozenset[str]
+    changed: Mapping[str, tuple[str, ...]]
+    unflagged: frozenset[str] = frozenset()
+    flag_column: str = ""
+
+    def columns(self, key: str) -> tuple[str, ...]:
+        """The columns that kept ``key`` from being confirmed."""
+        return (self.flag_column,) if key in self.unflagged else self.changed.get(key, ())
+
+    @property
+    def stale(self) -> int:
+        return len(self.changed) + len(self.unflagged)
+
+
+def content_hash(values: Mapping[str, Any]) -> str:
+    """A stable fingerprint of a row's mapped values, exactly as the driver returned them.
+
+    The one comparison of promise 1: what was sent and what the row holds now are both read by
+    ``syncd.source`` with the same driver and fingerprinted here, so an unchanged row always
+    hashes the same and a changed one never does. ``repr`` carries the type with the value
+    (``1``, ``'1'``, ``Decimal('1')`` and ``1.0`` all differ) and is exact for floats.
+    """
+    canonical = repr(sorted(values.items()))
+    return hashlib.blake2b(canonical.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()

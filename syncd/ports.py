@@ -17,6 +17,7 @@ from syncd.model import (
     BulkFile,
     BulkJobStatus,
     BulkRow,
+    Confirmation,
     CrmRecord,
     FieldType,
     JobState,
@@ -77,10 +78,10 @@ class Source(Protocol):
         """Current mapped values of these keys; missing (or, if asked, synced) keys left out."""
         ...
 
-    def mark_synced(self, rows: Sequence[PendingRow]) -> set[str]:
+    def mark_synced(self, rows: Sequence[PendingRow]) -> Confirmation:
         """Compare-and-set flag := true where the row still holds the values in ``rows``.
 
-        Returns the keys (as text) that were marked; the others changed meanwhile.
+        Says which keys (as text) were marked and why the others were not.
         """
         ...
 
@@ -171,6 +172,14 @@ class EngineState(Protocol):
     def release_rejects(self, pipeline: str, keys: Sequence[str] | None = None) -> int: ...
 
     def count_rejects(self, pipeline: str) -> int: ...
+
+    def note_unconfirmed(
+        self, pipeline: str, items: Sequence[tuple[str, str, str]], now: datetime
+    ) -> dict[str, int]:
+        """One more "confirmed by Zoho, not synced" per (key, sent hash, columns) -> counts."""
+        ...
+
+    def clear_unconfirmed(self, pipeline: str, keys: Sequence[str]) -> None: ...
 
     def start_run(self, pipeline: str, kind: str, host: str, now: datetime) -> int: ...
 

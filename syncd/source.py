@@ -22,30 +22,35 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
-    String,
     Table,
-    and_,
-    bindparam,
     create_engine,
     false,
     func,
     inspect,
     select,
     true,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import NullType, TypeEngine
 
 from syncd.errors import SourceError
-from syncd.model import FieldMap, FieldType, PendingRow
+from syncd.model import DELETED, Confirmation, FieldMap, FieldType, PendingRow, content_hash
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 500
+
+CONFIRM_CHUNK = 500
+"""Rows confirmed per transaction. Each chunk holds its rows' locks (on SQLite the whole
+database's write lock) only while it reads 500 rows by key, fingerprints them and flags the
+matching ones: a few milliseconds, so a legacy writer touching one of them waits that long at
+most, while the per-chunk round trips stay a small part of the work. It also keeps each IN list
+under the 999 parameters old SQLite builds allow."""
 
 
 @dataclass(frozen=True)
@@ -266,21 +271,28 @@ class LegacyTable:
     # -- reads ----------------------------------------------------------------------------------
 
     def _select_rows(self) -> Any:
-        names = [self.spec.key, *self.spec.columns]
+        """The key (typed, it is bound back into keyset and IN clauses) and every compared
+        column as the raw driver value: no SQLAlchemy result processing, which fails on or
+        silently rounds what legacy tables really hold (a '05/01/2024' in an SQLite DATETIME,
+        19.999 in a NUMERIC(12,2)). Values are converted for the CRM by ``syncd.crm.values``,
+        which rejects what it cannot write faithfully."""
+        compared = [n for n in self._compared_columns() if n != self.spec.key]
+        raw = [type_coerce(self._col(n), NullType()).label(n) for n in compared]
+        return select(self._col(self.spec.key), *raw)
+
+    def _compared_columns(self) -> list[str]:
+        names = list(self.spec.columns)
         if self.spec.version_column and self.spec.version_column not in names:
             names.append(self.spec.version_column)
-        return select(*[self._col(n) for n in dict.fromkeys(names)])
+        return names
 
     def _pending(self) -> ColumnElement[bool]:
         return self._col(self.spec.flag) == false()
 
     def _to_row(self, row: Any) -> PendingRow:
-        mapping = dict(row._mapping)
-        key = mapping[self.spec.key]
-        values = {c: mapping[c] for c in self.spec.columns}
-        if self.spec.version_column:
-            values.setdefault(self.spec.version_column, mapping[self.spec.version_column])
-        return PendingRow(key=key, values=values)
+        mapping = row._mapping
+        values = {c: _stable(mapping[c]) for c in self._compared_columns()}
+        return PendingRow(key=mapping[self.spec.key], values=values)
 
     def pending_batch(self, after_key: Any | None, limit: int) -> list[PendingRow]:
         key = self._col(self.spec.key)
@@ -316,46 +328,74 @@ class LegacyTable:
     def column_types(self) -> dict[str, FieldType]:
         return {c: field_type_of(self.table.c[c].type) for c in self.spec.columns}
 
-    # -- the compare-and-set --------------------------------------------------------------------
+    # -- the compare-and-set ----------------------------------------------------------------------
 
-    def mark_synced(self, rows: Sequence[PendingRow]) -> set[str]:
+    def mark_synced(self, rows: Sequence[PendingRow]) -> Confirmation:
         """Set the flag true only where the row still holds exactly what was sent.
 
-        One UPDATE per row (executemany) inside one transaction, then a read of which keys are
-        now flagged; rows changed meanwhile keep flag false and are sent again.
+        Per chunk, in one short transaction: read the rows by key under a row lock, fingerprint
+        them in Python with the code that fingerprinted what was sent, set the flag by key for
+        those that match, and read the flag back. Nothing is compared in SQL, so the result does
+        not depend on how the driver's values survive a round trip (floats, latin1 text, json,
+        SQLite affinity). A row changed meanwhile keeps flag false and is sent again.
         """
-        if not rows:
-            return set()
-        stmt = update(self.table).where(self._cas_condition()).values({self.spec.flag: true()})
-        params = [self._cas_params(row) for row in rows]
-        key = self._col(self.spec.key)
         marked: set[str] = set()
-        with self._connect("marking rows synced", write=True) as conn:
-            conn.execute(stmt, params)
-            for start in range(0, len(rows), _CHUNK):
-                part = [r.key for r in rows[start : start + _CHUNK]]
-                query = select(key).where(key.in_(part), self._col(self.spec.flag) == true())
-                marked.update(str(k) for k in conn.scalars(query))
-        return marked
+        changed: dict[str, tuple[str, ...]] = {}
+        unflagged: set[str] = set()
+        for start in range(0, len(rows), CONFIRM_CHUNK):
+            part = self._confirm_chunk(rows[start : start + CONFIRM_CHUNK])
+            marked |= part.marked
+            changed.update(part.changed)
+            unflagged |= part.unflagged
+        return Confirmation(frozenset(marked), changed, frozenset(unflagged), self.spec.flag)
 
-    def _cas_condition(self) -> ColumnElement[bool]:
-        clauses = [self._col(self.spec.key) == bindparam("cas_key")]
-        compared = [self.spec.version_column] if self.spec.version_column else self.spec.columns
-        for index, name in enumerate(compared):
-            clauses.append(self._same(self._col(name), bindparam(f"cas_{index}")))
-        return and_(*clauses)
-
-    def _same(self, column: Column[Any], value: Any) -> ColumnElement[bool]:
-        """NULL-safe equality; byte-exact for MySQL text (its collations ignore case, padding)."""
-        mysql_text = self.engine.dialect.name in ("mysql", "mariadb") and isinstance(
-            column.type, String
+    def _confirm_chunk(self, sent: Sequence[PendingRow]) -> Confirmation:
+        key = self._col(self.spec.key)
+        flag = self._col(self.spec.flag)
+        with self._locked("marking rows synced") as conn:
+            query = self._select_rows().where(key.in_([r.key for r in sent])).with_for_update()
+            now = {r.key_text: r for r in map(self._to_row, conn.execute(query))}
+            changed = {r.key_text: self._differs(r, now.get(r.key_text)) for r in sent}
+            same = [r.key for r in sent if not changed[r.key_text]]
+            unflagged: set[str] = set()
+            if same:
+                conn.execute(update(self.table).where(key.in_(same)).values({flag: true()}))
+                # A legacy trigger that resets the flag on every UPDATE shows up here.
+                reset = select(key).where(key.in_(same), flag == false())
+                unflagged = {str(k) for k in conn.scalars(reset)}
+        return Confirmation(
+            frozenset(str(k) for k in same) - unflagged,
+            {k: cols for k, cols in changed.items() if cols},
+            frozenset(unflagged),
         )
-        if mysql_text:
-            return func.binary(column).is_not_distinct_from(func.binary(value))
-        return column.is_not_distinct_from(value)
 
-    def _cas_params(self, row: PendingRow) -> dict[str, Any]:
-        compared = [self.spec.version_column] if self.spec.version_column else self.spec.columns
-        params = {f"cas_{i}": row.values[name] for i, name in enumerate(compared)}
-        params["cas_key"] = row.key
-        return params
+    def _differs(self, sent: PendingRow, now: PendingRow | None) -> tuple[str, ...]:
+        """The compared columns whose value changed; ``("<deleted>",)`` for a row that is gone."""
+        if now is None:
+            return (DELETED,)
+        if self.spec.version_column:
+            name = self.spec.version_column
+            return () if sent.values[name] == now.values[name] else (name,)
+        if content_hash(sent.values) == content_hash(now.values):
+            return ()
+        return tuple(c for c in sent.values if repr(sent.values[c]) != repr(now.values.get(c)))
+
+    @contextmanager
+    def _locked(self, what: str) -> Iterator[Connection]:
+        """A transaction that holds its rows: ``FOR UPDATE`` on PostgreSQL and MySQL/MariaDB;
+        SQLite has no row locks, so the transaction takes the database write lock up front."""
+        try:
+            with self.engine.connect() as conn:
+                if self.engine.dialect.name == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                yield conn
+                conn.commit()
+        except SQLAlchemyError as exc:
+            raise _translate(exc, what) from exc
+
+
+def _stable(value: Any) -> Any:
+    """Driver values whose ``repr`` is not their content (a memoryview shows its address)."""
+    if isinstance(value, memoryview | bytearray):
+        return bytes(value)
+    return value

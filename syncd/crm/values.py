@@ -6,6 +6,7 @@ instead of being guessed at: a silently wrong value in the CRM is worse than a v
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -21,6 +22,15 @@ BULK_DATETIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ssXXX"
 
 MAX_INTEGER_DIGITS = 18
 """Zoho's Long Integer holds up to 18 digits; Number fields hold fewer (Zoho reports those)."""
+
+MAX_DECIMAL_PLACES = 9
+MAX_DECIMAL_INTEGER_DIGITS = 16
+"""Zoho's Currency/Decimal holds up to 16 digits before and 9 after the point (reference 4.7):
+a value with more is a reject naming its column, never rounded on the way."""
+
+FLOAT_DIGITS = 15
+"""Significant decimal digits a binary double holds faithfully: a float column's 0.1 + 0.2 is
+the 0.3 the legacy application shows, not 0.30000000000000004."""
 
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
@@ -53,7 +63,7 @@ def to_json(value: Any, ftype: FieldType, tz: tzinfo) -> object:
     if value is None:
         return None
     if ftype is FieldType.DECIMAL:
-        number = _decimal(value, ftype)
+        number = _crm_decimal(value)
         # Zoho's Decimal/Currency is a double; integral values go out exact as integers.
         return int(number) if number == number.to_integral_value() else float(number)
     return _convert(value, ftype, tz)
@@ -65,7 +75,7 @@ def to_csv_cell(value: Any, ftype: FieldType, tz: tzinfo) -> str:
         return ""
     if ftype is FieldType.DECIMAL:
         # Plain notation: Zoho does not read exponents such as 1E+3.
-        return format(_decimal(value, ftype), "f")
+        return format(_crm_decimal(value), "f")
     converted = _convert(value, ftype, tz)
     if isinstance(converted, bool):
         return "true" if converted else "false"
@@ -100,6 +110,9 @@ def _text(value: Any, tz: tzinfo) -> str:
         return value.isoformat()
     if isinstance(value, Decimal | float):
         return format(_decimal(value, FieldType.TEXT), "f")
+    if isinstance(value, dict | list):
+        # A json/jsonb column: the JSON text the legacy application stored, not a Python repr.
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
     text = str(value)
     if "\x00" in text:
         raise ValueNotRepresentable(FieldType.TEXT, value, "text contains a NUL character")
@@ -121,16 +134,44 @@ def _integer(value: Any, ftype: FieldType) -> int:
     return number
 
 
+def _crm_decimal(value: Any) -> Decimal:
+    """A number within Zoho's Decimal/Currency limits, exactly as the legacy table holds it."""
+    number = _decimal(value, FieldType.DECIMAL)
+    _sign, digits, exponent = number.normalize().as_tuple()
+    assert isinstance(exponent, int)  # _decimal refuses NaN and infinity
+    places = max(-exponent, 0)
+    if places > MAX_DECIMAL_PLACES:
+        raise ValueNotRepresentable(
+            FieldType.DECIMAL,
+            value,
+            f"{places} decimal places; Zoho's Decimal/Currency fields hold at most "
+            f"{MAX_DECIMAL_PLACES} (it would be rounded)",
+        )
+    if len(digits) + exponent > MAX_DECIMAL_INTEGER_DIGITS:
+        raise ValueNotRepresentable(
+            FieldType.DECIMAL,
+            value,
+            f"more than {MAX_DECIMAL_INTEGER_DIGITS} digits before the point",
+        )
+    return number
+
+
 def _decimal(value: Any, ftype: FieldType) -> Decimal:
     if isinstance(value, bool):
         raise ValueNotRepresentable(ftype, value, "a boolean is not a number")
     try:
-        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
+        number = _float_decimal(value) if isinstance(value, float) else Decimal(str(value).strip())
     except InvalidOperation:
         raise ValueNotRepresentable(ftype, value, "it is not a number") from None
     if not number.is_finite() or (isinstance(value, float) and not math.isfinite(value)):
         raise ValueNotRepresentable(ftype, value, "NaN and infinity have no CRM form")
     return number
+
+
+def _float_decimal(value: float) -> Decimal:
+    if not math.isfinite(value):
+        raise ValueNotRepresentable(FieldType.DECIMAL, value, "NaN and infinity have no CRM form")
+    return Decimal(format(value, f".{FLOAT_DIGITS}g"))
 
 
 def _boolean(value: Any, ftype: FieldType) -> bool:
@@ -153,6 +194,10 @@ def _date(value: Any, ftype: FieldType, tz: tzinfo) -> date:
         try:
             return date.fromisoformat(value.strip())
         except ValueError:
+            pass
+        try:  # a date column of SQLite holding a timestamp text: its day in the legacy zone
+            return _datetime(value, ftype, tz).astimezone(tz).date()
+        except ValueNotRepresentable:
             raise ValueNotRepresentable(ftype, value, "it is not an ISO date") from None
     raise ValueNotRepresentable(ftype, value, "it is not a date")
 

@@ -10,7 +10,9 @@ from typing import TypeVar
 from syncd.engine.runtime import PipelineRuntime
 from syncd.errors import RowNotRepresentable
 from syncd.model import (
+    DELETED,
     BulkRow,
+    Confirmation,
     CrmRecord,
     Outcome,
     OutcomeKind,
@@ -26,6 +28,11 @@ T = TypeVar("T")
 
 LOCAL_REJECT_CODE = "NOT_REPRESENTABLE"
 """Code of a reject syncd itself raised: the value cannot be written to its CRM field."""
+
+NOT_CONVERGING_CODE = "NOT_CONVERGING"
+"""Code of a reject syncd itself raised: the row never stays confirmed (promise 1's safety net)."""
+
+NOT_CONVERGING_AFTER = 3
 
 
 def sendable(rt: PipelineRuntime, rows: Sequence[PendingRow]) -> list[PendingRow]:
@@ -113,9 +120,11 @@ def apply_outcomes(
     """
     by_key = {o.key: o for o in outcomes}
     confirmed = [r for r in rows if (o := by_key.get(r.key_text)) is not None and o.confirmed]
-    marked = rt.source.mark_synced(confirmed)
-    if marked:
-        rt.state.release_rejects(rt.name, sorted(marked))
+    confirmation = rt.source.mark_synced(confirmed)
+    if confirmation.marked:
+        marked = sorted(confirmation.marked)
+        rt.state.release_rejects(rt.name, marked)
+        rt.state.clear_unconfirmed(rt.name, marked)
     now = rt.clock.now()
     rejects = [
         Reject(
@@ -131,13 +140,14 @@ def apply_outcomes(
         if (o := by_key.get(r.key_text)) is not None and o.kind is OutcomeKind.SKIPPED
     ]
     rt.state.record_rejects(rejects)
+    parked = _park_non_converging(rt, confirmed, confirmation)
     retried = len(rows) - len(confirmed) - len(rejects)
     counts = RunCounts(
         sent=len(rows),
-        confirmed=len(marked),
-        rejected=len(rejects),
+        confirmed=len(confirmation.marked),
+        rejected=len(rejects) + parked,
         retried=retried,
-        stale=len(confirmed) - len(marked),
+        stale=confirmation.stale,
     )
     logger.info(
         "applied %d outcomes: %d confirmed, %d rejected, %d to retry, %d changed meanwhile",
@@ -156,6 +166,76 @@ def apply_outcomes(
         },
     )
     return counts
+
+
+def _park_non_converging(
+    rt: PipelineRuntime, confirmed: Sequence[PendingRow], confirmation: Confirmation
+) -> int:
+    """Stop re-sending rows that keep coming back "changed meanwhile" with the same content.
+
+    A row Zoho confirmed that did not end up synced is normally a real change, sent again with
+    its new content. The same content sent and not sticking ``NOT_CONVERGING_AFTER`` times in a
+    row is a defect signal instead (a trigger resetting the flag, a value that reads differently
+    each time): logged once, parked as a reject until its content changes, never re-sent blind.
+    """
+    stale = [r for r in confirmed if r.key_text not in confirmation.marked]
+    stale = [r for r in stale if confirmation.changed.get(r.key_text) != (DELETED,)]
+    if not stale:
+        return 0
+    why = {r.key_text: confirmation.columns(r.key_text) for r in stale}
+    hashes = {r.key_text: content_hash(r.values) for r in stale}
+    counts = rt.state.note_unconfirmed(
+        rt.name, [(k, hashes[k], ", ".join(why[k])) for k in why], rt.clock.now()
+    )
+    looping = [k for k, n in counts.items() if n >= NOT_CONVERGING_AFTER]
+    if not looping:
+        return 0
+    now = rt.clock.now()
+    rt.state.record_rejects(
+        [
+            Reject(
+                rt.name,
+                k,
+                NOT_CONVERGING_CODE,
+                None,
+                _loop_reason(k, why[k], confirmation),
+                hashes[k],
+                now,
+            )
+            for k in looping
+        ]
+    )
+    rt.state.clear_unconfirmed(rt.name, looping)
+    for key in looping:
+        logger.error(
+            "row %s: Zoho confirmed it %d times with the same content, yet it never stayed "
+            "synced (columns involved: %s); syncd stops re-sending it until its content changes",
+            key,
+            NOT_CONVERGING_AFTER,
+            ", ".join(why[key]),
+            extra={
+                "event": "row_not_converging",
+                "pipeline": rt.name,
+                "key": key,
+                "columns": list(why[key]),
+            },
+        )
+    return len(looping)
+
+
+def _loop_reason(key: str, columns: tuple[str, ...], confirmation: Confirmation) -> str:
+    shown = ", ".join(columns)
+    if key in confirmation.unflagged:
+        return (
+            f"syncd set the flag column {shown} true {NOT_CONVERGING_AFTER} times and it read "
+            "false again at once (does a trigger reset it on every UPDATE?); the CRM has the "
+            "row's current content. Fix the cause, then `syncd rejects retry`."
+        )
+    return (
+        f"the row read back different in {shown} after each of {NOT_CONVERGING_AFTER} sends of "
+        "the same content (a value that changes whenever it is read?); fix the mapping or the "
+        "column, then `syncd rejects retry`."
+    )
 
 
 def send_upsert(rt: PipelineRuntime, rows: Sequence[PendingRow]) -> tuple[RunCounts, set[str]]:

@@ -34,6 +34,7 @@ from syncd.state.tables import (
     runs,
     token_mints,
     tokens,
+    unconfirmed,
 )
 
 logger = logging.getLogger(__name__)
@@ -491,6 +492,62 @@ class StateStore:
         query = select(func.count()).where(rejects.c.pipeline == pipeline)
         with self._tx() as conn:
             return int(conn.execute(query).scalar_one())
+
+    # -- rows that did not stay confirmed (the convergence safety net) ---------------------------
+
+    def note_unconfirmed(
+        self, pipeline: str, items: Sequence[tuple[str, str, str]], now: datetime
+    ) -> dict[str, int]:
+        """Count one more "confirmed, yet not synced" for each (key, sent hash, columns).
+
+        The count goes on only while the same content is sent again; other content starts
+        over at 1. Returns key -> count.
+        """
+        if not items:
+            return {}
+        counts: dict[str, int] = {}
+        with self._tx() as conn:
+            known: dict[str, tuple[str, int]] = {}
+            for part in _chunks([key for key, _, _ in items]):
+                query = select(
+                    unconfirmed.c.key, unconfirmed.c.content_hash, unconfirmed.c.times
+                ).where(unconfirmed.c.pipeline == pipeline, unconfirmed.c.key.in_(part))
+                known.update({k: (h, t) for k, h, t in conn.execute(query)})
+            rows = []
+            for key, sent_hash, columns in items:
+                before = known.get(key)
+                counts[key] = before[1] + 1 if before and before[0] == sent_hash else 1
+                rows.append(
+                    {
+                        "pipeline": pipeline,
+                        "key": key,
+                        "content_hash": sent_hash,
+                        "times": counts[key],
+                        "columns": columns,
+                        "last_at": now,
+                    }
+                )
+            self._insert_or_update(
+                conn,
+                unconfirmed,
+                rows,
+                ["pipeline", "key"],
+                ["content_hash", "times", "columns", "last_at"],
+            )
+        return counts
+
+    def clear_unconfirmed(self, pipeline: str, keys: Sequence[str]) -> None:
+        """Forget the counts of these keys (confirmed at last, or parked as a reject)."""
+        with self._tx() as conn:
+            has_any = select(unconfirmed.c.key).where(unconfirmed.c.pipeline == pipeline).limit(1)
+            if conn.execute(has_any).first() is None:  # the usual case: nothing to forget
+                return
+            for part in _chunks(list(keys)):
+                conn.execute(
+                    delete(unconfirmed).where(
+                        unconfirmed.c.pipeline == pipeline, unconfirmed.c.key.in_(part)
+                    )
+                )
 
     # -- leases (who holds a pipeline; the lock itself is in syncd.state.lease) -----------------
 

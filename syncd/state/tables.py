@@ -119,6 +119,20 @@ rejects = Table(
     Column("attempts", Integer, nullable=False, default=1),
 )
 
+# Rows Zoho confirmed that did not stay confirmed although the same content was sent: a third
+# time in a row is a defect signal (a trigger resetting the flag, a value that reads differently
+# each time), and the row is parked as a reject instead of being re-sent for ever.
+unconfirmed = Table(
+    "syncd_unconfirmed",
+    metadata,
+    Column("pipeline", String(100), primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("content_hash", String(64), nullable=False),  # of what was sent
+    Column("times", Integer, nullable=False),
+    Column("columns", Text, nullable=False),  # the columns involved, comma-separated
+    Column("last_at", UtcDateTime(), nullable=False),
+)
+
 tokens = Table(
     "syncd_tokens",
     metadata,

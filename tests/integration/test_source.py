@@ -46,8 +46,9 @@ def test_compare_and_set_skips_rows_changed_after_reading(engine: Engine) -> Non
     with engine.begin() as conn:
         conn.execute(update(table).where(table.c.id == 2).values(status="Refunded"))
         conn.execute(update(table).where(table.c.id == 4).values(notes="now set"))
-    marked = source.mark_synced(rows)
-    assert marked == {"1", "3", "5", "6", "7"}
+    confirmation = source.mark_synced(rows)
+    assert confirmation.marked == {"1", "3", "5", "6", "7"}
+    assert confirmation.changed == {"2": ("status",), "4": ("notes",)}
     assert [r.key for r in source.pending_batch(None, 10)] == [2, 4]
 
 
@@ -58,7 +59,7 @@ def test_compare_and_set_sees_case_only_changes(engine: Engine) -> None:
     table = orders_table()
     with engine.begin() as conn:
         conn.execute(update(table).where(table.c.id == 1).values(order_number="so-0000001"))
-    assert source.mark_synced(rows) == set()
+    assert source.mark_synced(rows).marked == set()
 
 
 def test_inspection_accepts_the_table_and_suggests_an_index(engine: Engine) -> None:
@@ -100,7 +101,7 @@ def test_version_column_decides_the_compare_and_set(legacy_url: str) -> None:
     rows = source.pending_batch(None, 10)
     with engine.begin() as conn:
         conn.execute(text("UPDATE orders SET row_version = 2 WHERE id = 2"))
-    assert source.mark_synced(rows) == {"1"}
+    assert source.mark_synced(rows).marked == {"1"}
     engine.dispose()
 
 
@@ -114,7 +115,7 @@ def test_trigger_ddl_flags_changes_but_not_the_compare_and_set(engine: Engine) -
         for statement in parts:
             conn.exec_driver_sql(statement)
     rows = source.pending_batch(None, 10)
-    assert source.mark_synced(rows) == {str(r.key) for r in rows}
+    assert source.mark_synced(rows).marked == {str(r.key) for r in rows}
     assert source.count_pending() == 0
     table = orders_table()
     with engine.begin() as conn:

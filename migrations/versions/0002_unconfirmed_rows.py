@@ -1,0 +1,33 @@
+"""rows that Zoho confirmed but that did not stay confirmed (the convergence safety net)
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-24 09:10:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "syncd_unconfirmed",
+        sa.Column("pipeline", sa.String(length=100), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("content_hash", sa.String(length=64), nullable=False),
+        sa.Column("times", sa.Integer(), nullable=False),
+        sa.Column("columns", sa.Text(), nullable=False),
+        sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("pipeline", "key", name=op.f("pk_syncd_unconfirmed")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("syncd_unconfirmed")
