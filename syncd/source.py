@@ -7,12 +7,15 @@ reflected ``Table``/``Column`` objects, so the dialect quotes them; values are a
 from __future__ import annotations
 
 import logging
+import re
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     Boolean,
     Column,
     Date,
@@ -20,6 +23,8 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
+    Interval,
+    LargeBinary,
     MetaData,
     Numeric,
     Table,
@@ -32,9 +37,9 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, NoSuchTableError, SAWarning, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType, TypeEngine
 
@@ -119,6 +124,22 @@ def field_type_of(sql_type: TypeEngine[Any]) -> FieldType:
     return FieldType.TEXT
 
 
+def unsupported_reason(sql_type: TypeEngine[Any]) -> str | None:
+    """Why values of this column type have no faithful CRM form, or None if they have one."""
+    if isinstance(sql_type, LargeBinary):
+        return "binary data has no CRM field type (only UTF-8 text could be sent)"
+    if isinstance(sql_type, ARRAY):
+        return "arrays have no CRM field type"
+    if isinstance(sql_type, Interval | postgresql.INTERVAL):
+        return "intervals have no CRM field type"
+    return None
+
+
+_UNRECOGNIZED = re.compile(
+    r"Did not recognize type '(?P<type>[^']+)' of column '(?P<column>[^']+)'"
+)
+
+
 def _is_boolean_like(sql_type: TypeEngine[Any]) -> bool:
     if isinstance(sql_type, Boolean):
         return True
@@ -133,6 +154,7 @@ class LegacyTable:
         self.engine = engine
         self.spec = spec
         self._table: Table | None = None
+        self._unknown_types: dict[str, str] = {}  # column -> type name SQLAlchemy did not know
 
     @property
     def table(self) -> Table:
@@ -143,7 +165,15 @@ class LegacyTable:
     def _reflect(self) -> Table:
         schema, _, name = self.spec.table.rpartition(".")
         try:
-            return Table(name, MetaData(), schema=schema or None, autoload_with=self.engine)
+            with warnings.catch_warnings(record=True) as seen:
+                # A type SQLAlchemy does not know reflects as NullType with a warning; keep
+                # its name for `syncd check` instead of letting the warning escape.
+                warnings.simplefilter("always", SAWarning)
+                table = Table(name, MetaData(), schema=schema or None, autoload_with=self.engine)
+            for warning in seen:
+                if found := _UNRECOGNIZED.search(str(warning.message)):
+                    self._unknown_types[found["column"]] = found["type"]
+            return table
         except NoSuchTableError as exc:
             raise SourceError(
                 f"pipeline {self.spec.pipeline}: table {self.spec.table!r} not found in the "
@@ -188,10 +218,37 @@ class LegacyTable:
         if report.problems:
             return report
         report.column_types = {c: str(table.c[c].type) for c in self.spec.columns}
+        self._check_types(report)
         if not self._has_pending_index():
             report.warnings.append(self._index_advice())
         report.pending = self.count_pending()
         return report
+
+    def _check_types(self, report: Inspection) -> None:
+        """Name each mapped column whose values syncd cannot send faithfully, before any
+        credit is spent (a problem), or sends as the driver's text (a warning)."""
+        for item in self.spec.fields:
+            sql_type = self.table.c[item.column].type
+            where = f"pipeline {self.spec.pipeline}: fields.{item.api_name}: column {item.column!r}"
+            if reason := unsupported_reason(sql_type):
+                report.problems.append(
+                    f"{where} is {self._type_name(sql_type)}: {reason}; map a column or view "
+                    "that casts it "
+                    "to text, a number or a timestamp"
+                )
+            elif isinstance(sql_type, NullType):
+                shown = self._unknown_types.get(item.column, "of a type SQLAlchemy does not know")
+                report.warnings.append(
+                    f"{where} is {shown}: syncd sends the text the database driver returns "
+                    "for it; check one record in the CRM after the first sync"
+                )
+
+    def _type_name(self, sql_type: TypeEngine[Any]) -> str:
+        """The type as the database spells it (``TEXT[]``, not SQLAlchemy's ``ARRAY``)."""
+        try:
+            return str(sql_type.compile(dialect=self.engine.dialect))
+        except SQLAlchemyError:
+            return str(sql_type)
 
     def _has_pending_index(self) -> bool:
         try:

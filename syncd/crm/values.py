@@ -112,7 +112,10 @@ def _text(value: Any, tz: tzinfo) -> str:
         return format(_decimal(value, FieldType.TEXT), "f")
     if isinstance(value, dict | list):
         # A json/jsonb column: the JSON text the legacy application stored, not a Python repr.
-        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+        try:
+            return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+        except (TypeError, ValueError):
+            raise ValueNotRepresentable(FieldType.TEXT, value, "it has no JSON form") from None
     text = str(value)
     if "\x00" in text:
         raise ValueNotRepresentable(FieldType.TEXT, value, "text contains a NUL character")

@@ -10,11 +10,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, inspect
+from sqlalchemy.engine import make_url
 
 from syncd.emulator.server import EmulatorServer
 from syncd.emulator.settings import EmulatorSettings
+from syncd.state import migrate
 from tests.helpers.e2e import write_config
 from tests.helpers.orders import create_orders, order
 
@@ -100,9 +103,9 @@ def test_db_upgrade_creates_state_tables_in_empty_postgres(
     config = write_config(tmp_path, legacy, "http://127.0.0.1:9", state_url=pg_url)
     first = syncd("db", "upgrade", "-c", str(config))
     assert first.returncode == 0, first.stderr
-    assert "upgraded: empty -> 0001" in first.stdout
+    assert f"upgraded: empty -> {migrate.head_revision()}" in first.stdout
     engine = create_engine(pg_url)
-    assert {"syncd_runs", "syncd_bulk_jobs", "syncd_rejects"} <= set(
+    assert {"syncd_runs", "syncd_bulk_jobs", "syncd_rejects", "syncd_unconfirmed"} <= set(
         inspect(engine).get_table_names()
     )
     engine.dispose()
@@ -208,3 +211,29 @@ def test_initial_sync_refuses_while_a_daemon_holds_the_pipeline(
         daemon.wait(30)
         log.close()
     assert daemon.returncode == 0
+
+
+def test_check_names_columns_whose_type_cannot_be_sent(tmp_path: Path, pg_url: str) -> None:
+    """Mapped bytea, array and interval columns fail check by name and type; unknown types warn."""
+    with psycopg.connect(
+        make_url(pg_url).set(drivername="postgresql").render_as_string(False)
+    ) as conn:
+        conn.execute(
+            "CREATE TABLE orders (id bigint PRIMARY KEY, order_number varchar(40),"
+            " total numeric(12,2), order_date date, ordered_at timestamp, status interval,"
+            " customer_email text[], quantity integer, paid boolean, notes bytea,"
+            " location point, sync boolean NOT NULL DEFAULT false)"
+        )
+        conn.execute("INSERT INTO orders (id, order_number) VALUES (1, 'SO-1')")
+    config = write_config(tmp_path, pg_url, "http://127.0.0.1:9")
+    config.write_text(
+        config.read_text().replace('Notes = "notes"', 'Notes = "notes"\nWhere = "location"')
+    )
+    result = syncd("check", "--skip-crm", "-c", str(config))
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert "fields.Status: column 'status' is INTERVAL: intervals have no CRM field type" in out
+    assert "fields.Customer_Email: column 'customer_email' is TEXT[]: arrays have" in out
+    assert "fields.Notes: column 'notes' is BYTEA: binary data has no CRM field type" in out
+    assert "fields.Where: column 'location' is point: syncd sends the text" in out
+    assert "fields.Name" not in out and "Traceback" not in result.stderr
