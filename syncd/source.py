@@ -293,11 +293,11 @@ class LegacyTable:
         name = preparer.quote(f"{self.table.name}_syncd_pending")
         dialect = self.engine.dialect.name
         if dialect == "postgresql":
-            new = ", ".join(f"NEW.{c}" for c in cols)
-            old = ", ".join(f"OLD.{c}" for c in cols)
+            # Compared as text: json, point and xml have no equality operator, text always has.
+            changed = " OR ".join(f"NEW.{c}::text IS DISTINCT FROM OLD.{c}::text" for c in cols)
             return (
                 f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-                f"BEGIN\n  IF TG_OP = 'INSERT' OR ROW({new}) IS DISTINCT FROM ROW({old}) THEN\n"
+                f"BEGIN\n  IF TG_OP = 'INSERT' OR {changed} THEN\n"
                 f"    NEW.{flag} := false;\n  END IF;\n  RETURN NEW;\nEND $$;\n"
                 f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON {table}\n"
                 f"  FOR EACH ROW EXECUTE FUNCTION {name}();"
