@@ -11,6 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from syncd.crm.credits import BUDGET_WINDOW
+from syncd.engine.backoff import BULK_SCOPE
 from syncd.model import RunCounts
 from syncd.state.store import StateStore
 
@@ -81,14 +82,25 @@ class StateCollector(Collector):
             "Unix time of the last successful tick",
             labels=["pipeline"],
         )
+        paused = GaugeMetricFamily(
+            "syncd_bulk_paused",
+            "1 while failed bulk jobs keep the pipeline from creating new ones",
+            labels=["pipeline"],
+        )
+        failures = GaugeMetricFamily(
+            "syncd_bulk_failures_in_a_row", "Consecutive failed bulk jobs", labels=["pipeline"]
+        )
         for name in bound.pipelines:
+            backoff = bound.store.backoff(name, BULK_SCOPE)
+            paused.add_metric([name], int(backoff is not None and backoff.blocks(now)))
+            failures.add_metric([name], 0 if backoff is None else backoff.failures)
             size, first = bound.store.buffer_stats(name)
             buffered.add_metric([name], size)
             oldest.add_metric([name], 0 if first is None else (now - first).total_seconds())
             last = bound.last_success(name)
             if last is not None:
                 success.add_metric([name], last.timestamp())
-        yield from (buffered, oldest, success)
+        yield from (buffered, oldest, success, paused, failures)
 
 
 class Metrics:

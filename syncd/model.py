@@ -159,6 +159,18 @@ class Reject:
 
 
 @dataclass(frozen=True)
+class Backoff:
+    """Consecutive failures of one kind of work, and when it may be tried again."""
+
+    failures: int
+    next_at: datetime
+    last_error: str | None = None
+
+    def blocks(self, now: datetime) -> bool:
+        return now < self.next_at
+
+
+@dataclass(frozen=True)
 class RunCounts:
     sent: int = 0
     confirmed: int = 0

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from syncd.model import (
+    Backoff,
     BulkColumn,
     BulkFile,
     BulkJobStatus,
@@ -180,6 +181,16 @@ class EngineState(Protocol):
         ...
 
     def clear_unconfirmed(self, pipeline: str, keys: Sequence[str]) -> None: ...
+
+    def backoff(self, pipeline: str, scope: str) -> Backoff | None: ...
+
+    def backoff_failed(
+        self, pipeline: str, scope: str, next_at: datetime, error: str, now: datetime
+    ) -> int:
+        """One more consecutive failure of ``scope``; returns how many in a row."""
+        ...
+
+    def backoff_clear(self, pipeline: str, scope: str) -> None: ...
 
     def start_run(self, pipeline: str, kind: str, host: str, now: datetime) -> int: ...
 

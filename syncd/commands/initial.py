@@ -19,6 +19,7 @@ from syncd.cli import settings_of
 from syncd.config import PipelineSettings
 from syncd.crm.credits import upsert_cost
 from syncd.engine import dryrun
+from syncd.engine.backoff import BULK_SCOPE
 from syncd.engine.runs import run_drain
 from syncd.engine.runtime import ProgressCallback
 from syncd.logs import log_context
@@ -140,6 +141,13 @@ def _sync_leased(app: App, pipeline: PipelineSettings) -> int:
             "`syncd run` keeps sending them",
             err=True,
         )
+        backoff = app.store.backoff(pipeline.name, BULK_SCOPE)
+        if backoff is not None and backoff.blocks(app.clock.now()):
+            click.echo(
+                f"  bulk writes wait until {backoff.next_at:%Y-%m-%d %H:%M:%S} UTC after "
+                f"{backoff.failures} failed job(s) in a row ({backoff.last_error})",
+                err=True,
+            )
     return 1 if result.left_pending else 0
 
 

@@ -12,7 +12,9 @@ from syncd.app import App
 from syncd.cli import settings_of
 from syncd.config import PipelineSettings
 from syncd.crm.credits import BUDGET_WINDOW
+from syncd.engine.backoff import BULK_SCOPE
 from syncd.errors import SourceError
+from syncd.model import Backoff
 from syncd.state.lease import HEARTBEAT
 from syncd.state.store import LeaseRecord
 
@@ -49,6 +51,7 @@ def pipeline_status(app: App, pipeline: PipelineSettings, now: datetime) -> dict
         "oldest_wait_seconds": None if oldest is None else int((now - oldest).total_seconds()),
         "jobs_in_flight": store.jobs_in_flight(pipeline.name),
         "rejects": store.count_rejects(pipeline.name),
+        "bulk_backoff": _backoff_status(store.backoff(pipeline.name, BULK_SCOPE), now),
         "initial_sync_done": store.has_succeeded(pipeline.name, "initial"),
         "lease": lease_status(lease, now),
         "last_runs": [
@@ -66,6 +69,18 @@ def pipeline_status(app: App, pipeline: PipelineSettings, now: datetime) -> dict
             }
             for r in store.last_runs(pipeline.name, 5)
         ],
+    }
+
+
+def _backoff_status(backoff: Backoff | None, now: datetime) -> dict[str, Any] | None:
+    """Failed bulk jobs in a row, and until when no bulk job is created."""
+    if backoff is None:
+        return None
+    return {
+        "failures": backoff.failures,
+        "paused": backoff.blocks(now),
+        "until": backoff.next_at.isoformat(),
+        "last_error": backoff.last_error,
     }
 
 
@@ -123,6 +138,12 @@ def _print(data: dict[str, Any]) -> None:
             f"  initial sync {'done' if p['initial_sync_done'] else 'NOT done'};  "
             f"lease held by {lease}"
         )
+        if (backoff := p["bulk_backoff"]) is not None:
+            state = f"PAUSED until {backoff['until'][:19]}" if backoff["paused"] else "allowed"
+            click.echo(
+                f"  bulk writes {state} after {backoff['failures']} failed job(s) in a row: "
+                f"{backoff['last_error']}"
+            )
         for run in p["last_runs"]:
             click.echo(
                 f"  run {run['id']:>5} {run['kind']:<9} {run['status']:<11} "

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from syncd.crm.credits import BUDGET_WINDOW
 from syncd.engine.apply import apply_outcomes, encode_bulk_rows, send_upsert, sendable
-from syncd.engine.planner import affordable, plan_backlog
+from syncd.engine.backoff import BULK_PAUSE_AFTER, BULK_SCOPE, next_attempt
+from syncd.engine.planner import BREAK_EVEN, affordable, plan_backlog
 from syncd.engine.runtime import PipelineRuntime, ProgressCallback
 from syncd.errors import BudgetExceeded, CrmRetriableError, SyncdError
 from syncd.model import (
@@ -68,7 +69,7 @@ def drain(
         sent, round_counts = _drain_round(rt, run_id, counts, on_progress)
         counts = counts + round_counts
         if sent == 0:
-            return DrainResult(counts, rounds, 0)
+            return DrainResult(counts, rounds, _left_while_paused(rt))
         # Only rows that changed meanwhile or came back transient are left: go again at once.
     if rt.stop.is_set():  # stopping: one cheap count, not a scan of what is left
         return DrainResult(counts, rounds, rt.source.count_pending())
@@ -104,6 +105,9 @@ def _drain_round(
         )
         if plan.api is Api.UPSERT:
             counts = counts + send_upsert(rt, rows)[0]
+        elif bulk_paused(rt):
+            sent -= len(rows)  # left pending: they go once the backoff has passed
+            break
         else:
             encoded, bulk_rows = encode_bulk_rows(rt, rows)
             counts = counts + encoded.counts  # rows syncd itself rejects (NOT_REPRESENTABLE)
@@ -118,6 +122,13 @@ def _drain_round(
         _report(on_progress, before + counts)
     # Jobs still in flight at a stop stay journaled (CREATED): the next start applies them.
     return sent, counts
+
+
+def _left_while_paused(rt: PipelineRuntime) -> int:
+    """Rows left for after the bulk backoff (0 when a round found nothing to send)."""
+    if not bulk_paused(rt):
+        return 0
+    return max(rt.source.count_pending() - rt.state.count_rejects(rt.name), 0)
 
 
 def _report(on_progress: ProgressCallback | None, counts: RunCounts) -> None:
@@ -198,19 +209,47 @@ def finish_job(rt: PipelineRuntime, job: InFlight) -> RunCounts:
         rt.state.journal_finish(
             job.entry_id, JobState.FAILED, rt.clock.now(), "Zoho reported the job FAILED"
         )
-        logger.error(
-            "bulk job %s FAILED; its %d rows stay pending and go again",
-            job.job_id,
-            len(job.rows),
-            extra={"event": "bulk_job_failed", "pipeline": rt.name, "job_id": job.job_id},
-        )
+        bulk_failed(rt, job.job_id, len(job.rows), "Zoho reported the job FAILED")
         _remove(job.file_path)
         return RunCounts(sent=len(job.rows), retried=len(job.rows))
     outcomes = rt.crm.bulk_job_outcomes(status)
     counts = apply_outcomes(rt, job.rows, outcomes)
     rt.state.journal_finish(job.entry_id, JobState.APPLIED, rt.clock.now())
+    rt.state.backoff_clear(rt.name, BULK_SCOPE)
     _remove(job.file_path)
     return counts
+
+
+def bulk_paused(rt: PipelineRuntime) -> bool:
+    """Whether creating a bulk job must wait for the backoff of earlier failed jobs."""
+    backoff = rt.state.backoff(rt.name, BULK_SCOPE)
+    return backoff is not None and backoff.blocks(rt.clock.now())
+
+
+def bulk_failed(rt: PipelineRuntime, job_id: str, rows: int, reason: str) -> None:
+    """Record a failed job: no bulk job is created for the pipeline before the backoff ends."""
+    now = rt.clock.now()
+    known = rt.state.backoff(rt.name, BULK_SCOPE)
+    next_at = next_attempt((known.failures if known else 0) + 1, now)
+    failures = rt.state.backoff_failed(rt.name, BULK_SCOPE, next_at, reason, now)
+    fields = {"pipeline": rt.name, "job_id": job_id, "failures": failures}
+    logger.error(
+        "bulk job %s failed (%s); its %d rows stay pending; no bulk job before %s",
+        job_id,
+        reason,
+        rows,
+        next_at.isoformat(timespec="seconds"),
+        extra={"event": "bulk_job_failed", **fields, "next_at": next_at.isoformat()},
+    )
+    if failures == BULK_PAUSE_AFTER:  # said once; `status` and the metric show it meanwhile
+        logger.error(
+            "%d bulk jobs in a row failed: bulk writes of pipeline %s are paused and retried "
+            "on a growing backoff; backlogs below %d rows still go through upsert",
+            failures,
+            rt.name,
+            BREAK_EVEN,
+            extra={"event": "bulk_paused", **fields},
+        )
 
 
 def recover_jobs(rt: PipelineRuntime) -> RunCounts:

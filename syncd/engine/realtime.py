@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from syncd.crm.credits import BUDGET_WINDOW
 from syncd.engine.apply import send_upsert, sendable
-from syncd.engine.drain import drain, recover_jobs
+from syncd.engine.drain import bulk_paused, drain, recover_jobs
 from syncd.engine.flush import decide_flush
 from syncd.engine.planner import BREAK_EVEN, affordable, plan_backlog
 from syncd.engine.runtime import PipelineRuntime
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 class TickResult:
     counts: RunCounts
     buffered: int
-    mode: str  # "buffer" or "bulk"
+    mode: str  # "buffer", "bulk", or "paused" (a bulk-sized backlog waits for the backoff)
 
 
 def realtime_tick(rt: PipelineRuntime, run_id: int | None = None) -> TickResult:
@@ -37,6 +37,8 @@ def realtime_tick(rt: PipelineRuntime, run_id: int | None = None) -> TickResult:
     recovered = recover_jobs(rt)
     backlog = rt.source.count_pending() - rt.state.count_rejects(rt.name)
     if plan_backlog(max(backlog, 0)).api is Api.BULK:
+        if bulk_paused(rt):  # a bulk-sized backlog waits: upsert would cost it several times
+            return TickResult(recovered, rt.state.buffer_stats(rt.name)[0], "paused")
         logger.info(
             "backlog of about %d rows: draining by bulk write",
             backlog,

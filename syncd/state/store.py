@@ -22,10 +22,11 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from syncd.errors import StateError
-from syncd.model import JobState, Reject, RunCounts
+from syncd.model import Backoff, JobState, Reject, RunCounts
 from syncd.ports import CachedToken, OpenJob
 from syncd.state import migrate
 from syncd.state.tables import (
+    backoffs,
     buffer,
     bulk_jobs,
     credit_ledger,
@@ -548,6 +549,46 @@ class StateStore:
                         unconfirmed.c.pipeline == pipeline, unconfirmed.c.key.in_(part)
                     )
                 )
+
+    # -- backoffs that survive a restart ---------------------------------------------------------
+
+    def backoff(self, pipeline: str, scope: str) -> Backoff | None:
+        query = select(backoffs).where(backoffs.c.pipeline == pipeline, backoffs.c.scope == scope)
+        with self._tx() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else Backoff(row.failures, row.next_at, row.last_error)
+
+    def backoff_failed(
+        self, pipeline: str, scope: str, next_at: datetime, error: str, now: datetime
+    ) -> int:
+        """Count one more consecutive failure; nothing is tried before ``next_at``."""
+        with self._tx() as conn:
+            query = select(backoffs.c.failures).where(
+                backoffs.c.pipeline == pipeline, backoffs.c.scope == scope
+            )
+            failures = (conn.execute(query).scalar() or 0) + 1
+            row = {
+                "pipeline": pipeline,
+                "scope": scope,
+                "failures": failures,
+                "next_at": next_at,
+                "last_error": error,
+                "updated_at": now,
+            }
+            self._insert_or_update(
+                conn,
+                backoffs,
+                [row],
+                ["pipeline", "scope"],
+                ["failures", "next_at", "last_error", "updated_at"],
+            )
+        return failures
+
+    def backoff_clear(self, pipeline: str, scope: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                delete(backoffs).where(backoffs.c.pipeline == pipeline, backoffs.c.scope == scope)
+            )
 
     # -- leases (who holds a pipeline; the lock itself is in syncd.state.lease) -----------------
 

@@ -133,6 +133,19 @@ unconfirmed = Table(
     Column("last_at", UtcDateTime(), nullable=False),
 )
 
+# Backoff that survives a restart, per pipeline and scope ("bulk": creating bulk jobs). A scope
+# with a ``next_at`` in the future is not tried again before then.
+backoffs = Table(
+    "syncd_backoffs",
+    metadata,
+    Column("pipeline", String(100), primary_key=True),
+    Column("scope", String(100), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("next_at", UtcDateTime(), nullable=False),
+    Column("last_error", Text),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
 tokens = Table(
     "syncd_tokens",
     metadata,

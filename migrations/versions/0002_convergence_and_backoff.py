@@ -1,4 +1,4 @@
-"""rows that Zoho confirmed but that did not stay confirmed (the convergence safety net)
+"""rows that did not stay confirmed (the convergence safety net); persistent backoffs
 
 Revision ID: 0002
 Revises: 0001
@@ -29,5 +29,18 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "syncd_backoffs",
+        sa.Column("pipeline", sa.String(length=100), nullable=False),
+        sa.Column("scope", sa.String(length=100), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("pipeline", "scope", name=op.f("pk_syncd_backoffs")),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("syncd_backoffs")
     op.drop_table("syncd_unconfirmed")
