@@ -5,28 +5,7 @@ from __future__ import annotations
 import click
 
 from syncd.cli import settings_of
-from syncd.config import Settings
-from syncd.state.store import StateStore
-
-
-def _store(settings: Settings) -> StateStore:
-    return StateStore.open(settings.state.url)
-
-
-def _pipeline_name(settings: Settings, name: str | None) -> str:
-    if name:
-        return settings.pipeline(name).name
-    if len(settings.pipelines) == 1:
-        return settings.pipelines[0].name
-    raise click.UsageError("several pipelines are configured: choose one with --pipeline NAME")
-
-
-pipeline_option = click.option(
-    "--pipeline",
-    "pipeline_name",
-    metavar="NAME",
-    help="Pipeline (needed when several are configured).",
-)
+from syncd.commands import chosen_pipeline, open_store, pipeline_option
 
 
 @click.group("rejects")
@@ -46,8 +25,8 @@ def rejects() -> None:
 def list_rejects(ctx: click.Context, pipeline_name: str | None, limit: int, offset: int) -> None:
     """List rejects, newest first."""
     settings = settings_of(ctx)
-    name = _pipeline_name(settings, pipeline_name)
-    store = _store(settings)
+    name = chosen_pipeline(settings, pipeline_name)
+    store = open_store(settings)
     try:
         total = store.count_rejects(name)
         items = store.list_rejects(name, limit, offset)
@@ -70,8 +49,8 @@ def list_rejects(ctx: click.Context, pipeline_name: str | None, limit: int, offs
 def show(ctx: click.Context, pipeline_name: str | None, key: str) -> None:
     """Show one reject in full."""
     settings = settings_of(ctx)
-    name = _pipeline_name(settings, pipeline_name)
-    store = _store(settings)
+    name = chosen_pipeline(settings, pipeline_name)
+    store = open_store(settings)
     try:
         item = store.get_reject(name, key)
     finally:
@@ -107,8 +86,8 @@ def retry(
     if not keys and not all_keys:
         raise click.UsageError("name the KEYS to release, or pass --all")
     settings = settings_of(ctx)
-    name = _pipeline_name(settings, pipeline_name)
-    store = _store(settings)
+    name = chosen_pipeline(settings, pipeline_name)
+    store = open_store(settings)
     try:
         released = store.release_rejects(name, None if all_keys else list(keys))
     finally:

@@ -139,9 +139,9 @@ def _print(data: dict[str, Any]) -> None:
             f"lease held by {lease}"
         )
         if (backoff := p["bulk_backoff"]) is not None:
-            state = f"PAUSED until {backoff['until'][:19]}" if backoff["paused"] else "allowed"
+            state = f"wait until {backoff['until'][:19]}" if backoff["paused"] else "may go again"
             click.echo(
-                f"  bulk writes {state} after {backoff['failures']} failed job(s) in a row: "
+                f"  bulk writes {state} ({backoff['failures']} failed job(s) in a row): "
                 f"{backoff['last_error']}"
             )
         for run in p["last_runs"]:

@@ -19,7 +19,7 @@ from syncd.engine.apply import apply_outcomes, encode_bulk_rows, send_upsert, se
 from syncd.engine.backoff import BULK_PAUSE_AFTER, BULK_SCOPE, next_attempt
 from syncd.engine.planner import BREAK_EVEN, affordable, plan_backlog
 from syncd.engine.runtime import PipelineRuntime, ProgressCallback
-from syncd.errors import BudgetExceeded, CrmRetriableError, SyncdError
+from syncd.errors import BudgetExceeded, CrmFatalError, CrmRetriableError, SyncdError
 from syncd.model import (
     Api,
     BulkJobStatus,
@@ -203,8 +203,17 @@ def wait_for_job(rt: PipelineRuntime, job_id: str) -> BulkJobStatus:
 
 
 def finish_job(rt: PipelineRuntime, job: InFlight) -> RunCounts:
-    """Wait for a job, apply its result, settle the journal and remove the file."""
-    status = wait_for_job(rt, job.job_id)
+    """Wait for a job, apply its result, settle the journal and remove the file.
+
+    A job that can never finish (Zoho no longer knows it, its result is gone) is closed with
+    the reason instead of failing every later start: its rows are still pending and go again
+    once the bulk backoff has passed.
+    """
+    try:
+        status = wait_for_job(rt, job.job_id)
+        outcomes = [] if status.state == "FAILED" else rt.crm.bulk_job_outcomes(status)
+    except CrmFatalError as exc:
+        return _close_unfinishable(rt, job, str(exc))
     if status.state == "FAILED":
         rt.state.journal_finish(
             job.entry_id, JobState.FAILED, rt.clock.now(), "Zoho reported the job FAILED"
@@ -212,12 +221,18 @@ def finish_job(rt: PipelineRuntime, job: InFlight) -> RunCounts:
         bulk_failed(rt, job.job_id, len(job.rows), "Zoho reported the job FAILED")
         _remove(job.file_path)
         return RunCounts(sent=len(job.rows), retried=len(job.rows))
-    outcomes = rt.crm.bulk_job_outcomes(status)
     counts = apply_outcomes(rt, job.rows, outcomes)
     rt.state.journal_finish(job.entry_id, JobState.APPLIED, rt.clock.now())
     rt.state.backoff_clear(rt.name, BULK_SCOPE)
     _remove(job.file_path)
     return counts
+
+
+def _close_unfinishable(rt: PipelineRuntime, job: InFlight, reason: str) -> RunCounts:
+    rt.state.journal_finish(job.entry_id, JobState.FAILED, rt.clock.now(), reason)
+    bulk_failed(rt, job.job_id, len(job.rows), reason)
+    _remove(job.file_path)
+    return RunCounts(sent=len(job.rows), retried=len(job.rows))
 
 
 def bulk_paused(rt: PipelineRuntime) -> bool:

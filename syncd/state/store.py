@@ -57,6 +57,17 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class JournalEntry:
+    id: int
+    state: str
+    job_id: str | None
+    rows: int
+    created_at: datetime
+    updated_at: datetime
+    error: str | None
+
+
+@dataclass(frozen=True)
 class LeaseRecord:
     pipeline: str
     holder: str
@@ -350,6 +361,43 @@ class StateStore:
         )
         with self._tx() as conn:
             return [_journal_entry(row) for row in conn.execute(query)]
+
+    def journal_entries(self, pipeline: str, limit: int = 20) -> list[JournalEntry]:
+        """The newest journal entries of any state, for `syncd jobs list`."""
+        query = (
+            select(
+                bulk_jobs.c.id,
+                bulk_jobs.c.state,
+                bulk_jobs.c.job_id,
+                bulk_jobs.c.rows,
+                bulk_jobs.c.created_at,
+                bulk_jobs.c.updated_at,
+                bulk_jobs.c.error,
+            )
+            .where(bulk_jobs.c.pipeline == pipeline)
+            .order_by(bulk_jobs.c.id.desc())
+            .limit(limit)
+        )
+        with self._tx() as conn:
+            return [JournalEntry(*row) for row in conn.execute(query)]
+
+    def journal_forget(self, pipeline: str, entry_id: int, reason: str, now: datetime) -> str:
+        """Close an open entry (its rows stay pending and go again); returns its file path."""
+        query = select(bulk_jobs.c.state, bulk_jobs.c.file_path).where(
+            bulk_jobs.c.pipeline == pipeline, bulk_jobs.c.id == entry_id
+        )
+        with self._tx() as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                raise StateError(f"pipeline {pipeline} has no journal entry {entry_id}")
+            if row.state not in (JobState.PREPARED.value, JobState.CREATED.value):
+                raise StateError(f"journal entry {entry_id} is already closed ({row.state})")
+            conn.execute(
+                update(bulk_jobs)
+                .where(bulk_jobs.c.id == entry_id)
+                .values(state=JobState.FAILED.value, error=reason, updated_at=now)
+            )
+        return str(row.file_path)
 
     def jobs_in_flight(self, pipeline: str) -> int:
         query = select(func.count()).where(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from syncd.engine.backoff import BULK_BASE_DELAY, BULK_PAUSE_AFTER
 from syncd.engine.runs import run_drain
 from syncd.engine.runtime import PipelineRuntime
 from tests.helpers.e2e import open_app, write_config
+from tests.helpers.sqlite_orders import sqlite3_orders
 
 ROWS = 6_000  # above the 5,000-row break-even: the planner picks Bulk Write
 JOB_CREDITS = 500
@@ -33,25 +33,6 @@ class MovableClock:
 
     def now(self) -> datetime:
         return self.at
-
-
-def _legacy_table(path: Path) -> str:
-    """An orders table made by plain DDL and filled by Python's sqlite3 module."""
-    conn = sqlite3.connect(path)
-    conn.execute(
-        "CREATE TABLE orders (id INTEGER PRIMARY KEY, order_number VARCHAR(40),"
-        " total NUMERIC(12,2), order_date DATE, ordered_at DATETIME, status VARCHAR(20),"
-        " customer_email VARCHAR(255), quantity INTEGER, paid BOOLEAN, notes TEXT,"
-        " sync BOOLEAN NOT NULL DEFAULT 0)"
-    )
-    conn.executemany(
-        "INSERT INTO orders VALUES (?, ?, ?, '2025-03-01', '2025-03-01 10:00:00', 'New',"
-        " ?, 2, 0, 'note', 0)",
-        [(i, f"SO-{i}", i + 0.25, f"b{i}@example.com") for i in range(1, ROWS + 1)],
-    )
-    conn.commit()
-    conn.close()
-    return f"sqlite:///{path}"
 
 
 def _runtime(app_rt: PipelineRuntime, clock: MovableClock) -> PipelineRuntime:
@@ -67,7 +48,7 @@ def test_failed_bulk_jobs_back_off_and_survive_a_restart(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """One failed job per backoff window, paused after three, resumed after success."""
-    url = _legacy_table(tmp_path / "legacy.db")
+    url = sqlite3_orders(tmp_path / "legacy.db", ROWS)
     clock = MovableClock(datetime(2026, 11, 24, 9, 0, tzinfo=UTC))
     settings = EmulatorSettings(faults=Faults(fail_jobs=1000))
     with EmulatorServer(settings) as server:
