@@ -23,6 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.app import App, host_id
 from syncd.config import PipelineSettings
+from syncd.engine.apply import prune_rejects
 from syncd.engine.drain import Stopped
 from syncd.engine.realtime import realtime_tick
 from syncd.engine.runs import record_tick, run_drain
@@ -218,11 +219,23 @@ class Jobs:
             if run.halted.is_set():
                 return
             pruned = run.app.store.prune(datetime.now(UTC) - KEEP_HISTORY)
+            for worker in run.workers.values():
+                if worker.lease.held:  # the active worker's rejects; a standby leaves them
+                    pruned += self._prune_rejects(worker)
             logger.info(
                 "housekeeping pruned %d old row(s)",
                 pruned,
                 extra={"event": "housekeeping", "rows": pruned},
             )
+
+    @staticmethod
+    def _prune_rejects(worker: Worker) -> int:
+        with log_context(pipeline=worker.settings.name):
+            try:
+                return prune_rejects(worker.runtime)
+            except SyncdError as exc:  # the legacy DB is away: try again next time
+                logger.warning("%s", exc, extra={"event": "housekeeping_failed"})
+                return 0
 
     def watchdog(self, run: Running) -> None:
         """Ping only while the state store answers; a hung store lets systemd restart us."""

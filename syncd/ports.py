@@ -174,6 +174,8 @@ class EngineState(Protocol):
 
     def count_rejects(self, pipeline: str) -> int: ...
 
+    def reject_key_pages(self, pipeline: str, size: int) -> Iterator[list[str]]: ...
+
     def note_unconfirmed(
         self, pipeline: str, items: Sequence[tuple[str, str, str]], now: datetime
     ) -> dict[str, int]:

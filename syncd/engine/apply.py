@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -47,6 +47,41 @@ def sendable(rt: PipelineRuntime, rows: Sequence[PendingRow]) -> list[PendingRow
         for r in rows
         if r.key_text not in rejected or rejected[r.key_text] != content_hash(r.values)
     ]
+
+
+def sendable_pages(rt: PipelineRuntime, size: int) -> Iterator[list[PendingRow]]:
+    """Pending rows minus unchanged rejects, in key order, in pages of ``size`` sendable rows.
+
+    Keyset pages are read until a page is full, so any number of rejects (which stay pending)
+    never hides a sendable row behind them and never thins a batch.
+    """
+    after = None
+    page: list[PendingRow] = []
+    while batch := rt.source.pending_batch(after, size):
+        after = batch[-1].key
+        page.extend(sendable(rt, batch))
+        while len(page) >= size:
+            yield page[:size]
+            page = page[size:]
+    if page:
+        yield page
+
+
+def prune_rejects(rt: PipelineRuntime) -> int:
+    """Forget rejects of rows that are no longer pending (deleted, or synced some other way),
+    so counts and backlog estimates see live rejects only."""
+    gone: list[str] = []
+    for keys in rt.state.reject_key_pages(rt.name, 1000):
+        live = {r.key_text for r in rt.source.fetch_rows(keys, pending_only=True)}
+        gone.extend(k for k in keys if k not in live)
+    if gone:
+        rt.state.release_rejects(rt.name, gone)
+        logger.info(
+            "forgot %d reject(s) of rows that are no longer pending",
+            len(gone),
+            extra={"event": "rejects_pruned", "pipeline": rt.name, "rows": len(gone)},
+        )
+    return len(gone)
 
 
 @dataclass(frozen=True)
@@ -96,7 +131,7 @@ def _record_local_rejects(
                 row.key_text,
                 LOCAL_REJECT_CODE,
                 exc.api_name,
-                exc.reason,
+                str(exc),  # "column placed_at -> Placed_At: ...": names the legacy column too
                 content_hash(row.values),
                 now,
             )

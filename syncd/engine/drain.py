@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syncd.crm.credits import BUDGET_WINDOW
-from syncd.engine.apply import apply_outcomes, encode_bulk_rows, send_upsert, sendable
+from syncd.engine.apply import (
+    apply_outcomes,
+    encode_bulk_rows,
+    prune_rejects,
+    send_upsert,
+    sendable_pages,
+)
 from syncd.engine.backoff import BULK_PAUSE_AFTER, BULK_SCOPE, next_attempt
 from syncd.engine.planner import BREAK_EVEN, affordable, plan_backlog
 from syncd.engine.runtime import PipelineRuntime, ProgressCallback
@@ -63,6 +69,7 @@ def drain(
 ) -> DrainResult:
     """Send every sendable pending row; finish journaled jobs from an earlier run first."""
     counts = recover_jobs(rt)
+    prune_rejects(rt)
     rounds = 0
     while rounds < rt.max_rounds and not rt.stop.is_set():
         rounds += 1
@@ -73,7 +80,7 @@ def drain(
         # Only rows that changed meanwhile or came back transient are left: go again at once.
     if rt.stop.is_set():  # stopping: one cheap count, not a scan of what is left
         return DrainResult(counts, rounds, rt.source.count_pending())
-    return DrainResult(counts, rounds, sum(len(rows) for rows in _sendable_batches(rt)))
+    return DrainResult(counts, rounds, sum(len(rows) for rows in sendable_pages(rt, rt.batch_size)))
 
 
 def _drain_round(
@@ -85,7 +92,7 @@ def _drain_round(
     counts = RunCounts()
     in_flight: deque[InFlight] = deque()
     sent = 0
-    for rows in _sendable_batches(rt):
+    for rows in sendable_pages(rt, rt.batch_size):
         if rt.stop.is_set():
             break
         sent += len(rows)
@@ -134,14 +141,6 @@ def _left_while_paused(rt: PipelineRuntime) -> int:
 def _report(on_progress: ProgressCallback | None, counts: RunCounts) -> None:
     if on_progress is not None:
         on_progress(counts)
-
-
-def _sendable_batches(rt: PipelineRuntime) -> Iterator[list[PendingRow]]:
-    after = None
-    while batch := rt.source.pending_batch(after, rt.batch_size):
-        after = batch[-1].key
-        if rows := sendable(rt, batch):
-            yield rows
 
 
 def _check_budget(rt: PipelineRuntime, plan: Plan) -> None:

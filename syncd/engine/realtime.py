@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from syncd.crm.credits import BUDGET_WINDOW
-from syncd.engine.apply import send_upsert, sendable
+from syncd.engine.apply import send_upsert, sendable, sendable_pages
 from syncd.engine.drain import bulk_paused, drain, recover_jobs
 from syncd.engine.flush import decide_flush
 from syncd.engine.planner import BREAK_EVEN, affordable, plan_backlog
@@ -53,7 +53,7 @@ def realtime_tick(rt: PipelineRuntime, run_id: int | None = None) -> TickResult:
 
 def poll(rt: PipelineRuntime) -> int:
     """Buffer every sendable pending row; a key already buffered keeps its first-seen time."""
-    rows = sendable(rt, rt.source.pending_batch(None, BREAK_EVEN))
+    rows = next(sendable_pages(rt, BREAK_EVEN), [])
     rt.state.buffer_add(rt.name, [r.key_text for r in rows], rt.clock.now())
     return len(rows)
 

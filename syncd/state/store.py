@@ -520,6 +520,23 @@ class StateStore:
                 total += int(conn.execute(stmt).rowcount)
             return total
 
+    def reject_key_pages(self, pipeline: str, size: int) -> Iterator[list[str]]:
+        """Every reject key of the pipeline, in key order, ``size`` at a time."""
+        after = ""
+        while True:
+            query = (
+                select(rejects.c.key)
+                .where(rejects.c.pipeline == pipeline, rejects.c.key > after)
+                .order_by(rejects.c.key)
+                .limit(size)
+            )
+            with self._tx() as conn:
+                keys = list(conn.scalars(query))
+            if not keys:
+                return
+            yield keys
+            after = keys[-1]
+
     def list_rejects(self, pipeline: str, limit: int = 50, offset: int = 0) -> list[Reject]:
         query = (
             select(rejects)
