@@ -6,7 +6,7 @@ imports an adapter, so it can be read (and tested) as decisions over these ports
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -160,9 +160,17 @@ class EngineState(Protocol):
 
     def buffer_add(self, pipeline: str, keys: Iterable[str], now: datetime) -> None: ...
 
-    def buffer_stats(self, pipeline: str) -> tuple[int, datetime | None]: ...
+    def buffer_stats(
+        self, pipeline: str, ready_at: datetime | None = None
+    ) -> tuple[int, datetime | None]: ...
 
-    def buffer_keys(self, pipeline: str, limit: int | None = None) -> list[str]: ...
+    def buffer_keys(
+        self, pipeline: str, limit: int | None = None, ready_at: datetime | None = None
+    ) -> list[str]: ...
+
+    def buffer_retry_later(
+        self, pipeline: str, keys: Sequence[str], later: Callable[[int], datetime]
+    ) -> None: ...
 
     def buffer_remove(self, pipeline: str, keys: Sequence[str]) -> None: ...
 

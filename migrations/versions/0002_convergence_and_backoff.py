@@ -1,4 +1,5 @@
-"""rows that did not stay confirmed (the convergence safety net); persistent backoffs
+"""rows that did not stay confirmed (the convergence safety net); persistent backoffs,
+per pipeline scope and per buffered key
 
 Revision ID: 0002
 Revises: 0001
@@ -28,7 +29,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("pipeline", "key", name=op.f("pk_syncd_unconfirmed")),
     )
 
-
     op.create_table(
         "syncd_backoffs",
         sa.Column("pipeline", sa.String(length=100), nullable=False),
@@ -39,8 +39,14 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("pipeline", "scope", name=op.f("pk_syncd_backoffs")),
     )
+    with op.batch_alter_table("syncd_buffer", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("attempts", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("not_before", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("syncd_buffer", schema=None) as batch_op:
+        batch_op.drop_column("not_before")
+        batch_op.drop_column("attempts")
     op.drop_table("syncd_backoffs")
     op.drop_table("syncd_unconfirmed")

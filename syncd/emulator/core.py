@@ -40,12 +40,12 @@ class Emulator:
     def _build(self) -> None:
         s = self.settings
         self.store = RecordStore(s.schema)
-        self.writer = RecordWriter(s, self.zone, self.store.ids)
+        self.faults = FaultState(s.faults, s.seed)
+        self.writer = RecordWriter(s, self.zone, self.store.ids, self.faults)
         self.tokens = TokenIssuer(s)
         self.credits = CreditLedger(s.daily_credits, s.credit_window_seconds)
         self.gate = Gate(s.concurrency, s.sub_concurrency)
         self.stats = Stats()
-        self.faults = FaultState(s.faults, s.seed)
         self.board = JobBoard()
         self.runner = JobRunner(self.store, s, self.zone, self.stats, self.faults, self._finished)
         self.worker = None if s.instant_jobs else BulkWorker(self.board, self.runner, s)

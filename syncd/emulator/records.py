@@ -16,6 +16,7 @@ from datetime import datetime, tzinfo
 from typing import Any, Literal
 
 from syncd.emulator.envelope import ApiError, error_body
+from syncd.emulator.faults import FaultState
 from syncd.emulator.schema import FieldSpec, ModuleSchema, stable_id
 from syncd.emulator.settings import EmulatorSettings
 from syncd.emulator.store import CREATED, ID, MODIFIED, IdSource, ModuleStore, Record
@@ -82,8 +83,11 @@ def check_order(schema: ModuleSchema, payload: dict[str, Any]) -> list[FieldSpec
 class RecordWriter:
     """Applies one records call to a module store; the caller holds the store lock."""
 
-    def __init__(self, settings: EmulatorSettings, zone: tzinfo, ids: IdSource) -> None:
+    def __init__(
+        self, settings: EmulatorSettings, zone: tzinfo, ids: IdSource, faults: FaultState
+    ) -> None:
         self.settings = settings
+        self.faults = faults
         self._zone = zone
         self.ids = ids
         self.user = {"name": settings.user_name, "id": stable_id("user", settings.user_name)}
@@ -152,6 +156,7 @@ class _Batch:
                 )
             values = self._values(i, raw)
             target, matched = self._target(i, raw, values, record_id)
+            self._check_locked(i, target)
             self._check_mandatory(i, values, target is None)
             self._check_unique(i, values, target)
         except RecordRefused as refused:
@@ -200,6 +205,16 @@ class _Batch:
             if found is not None:
                 return found, spec.api_name
         return None, None
+
+    def _check_locked(self, i: int, target: Record | None) -> None:
+        locked = self.writer.faults.current.locked_records
+        if target is None or not locked:
+            return
+        for spec in self.schema.unique_fields:
+            if str(target[self.store.slot[spec.api_name]]) in locked:
+                raise _refuse(
+                    "RECORD_LOCKED", "the record is locked", {"id": target[ID]}, f"$.data[{i}]"
+                )
 
     def _check_mandatory(self, i: int, values: dict[int, Any], inserting: bool) -> None:
         for spec in self.schema.fields:

@@ -36,6 +36,9 @@ class Faults:
     fail_jobs: int = 0  # the next N bulk jobs end FAILED without writing anything
     fail_job_rate: float = 0.0  # each bulk job ends FAILED with this probability
     unprocessed_rate: float = 0.0  # bulk rows reported UNPROCESSED (not written)
+    # Records (by any unique field value, e.g. parent_id) locked as by an approval process:
+    # every records-API write to them answers RECORD_LOCKED until the value is taken out.
+    locked_records: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "rate_limit_rate", "drop_rate", "drop_after_rate"):

@@ -18,6 +18,12 @@ BULK_PAUSE_AFTER = 3
 """Consecutive failed bulk jobs after which the pipeline says bulk writes are paused."""
 
 
+RECORD_BASE_DELAY = timedelta(seconds=30)
+RECORD_MAX_DELAY = timedelta(minutes=30)
+"""A record Zoho answered with a transient failure (RECORD_LOCKED, UNPROCESSED) waits this long,
+doubling per consecutive failure, before it is sent again."""
+
+
 def next_attempt(
     failures: int,
     now: datetime,

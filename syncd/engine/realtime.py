@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from syncd.crm.credits import BUDGET_WINDOW
 from syncd.engine.apply import send_upsert, sendable, sendable_pages
+from syncd.engine.backoff import RECORD_BASE_DELAY, RECORD_MAX_DELAY, next_attempt
 from syncd.engine.drain import bulk_paused, drain, recover_jobs
 from syncd.engine.flush import decide_flush
 from syncd.engine.planner import BREAK_EVEN, affordable, plan_backlog
@@ -59,13 +60,13 @@ def poll(rt: PipelineRuntime) -> int:
 
 
 def flush_due(rt: PipelineRuntime) -> RunCounts:
-    buffered, oldest = rt.state.buffer_stats(rt.name)
-    decision = decide_flush(
-        buffered, oldest, rt.clock.now(), rt.flush_size, rt.max_delay, rt.poll_interval
-    )
+    """Flush what is due among the buffered keys whose own retry backoff has passed."""
+    now = rt.clock.now()
+    buffered, oldest = rt.state.buffer_stats(rt.name, ready_at=now)
+    decision = decide_flush(buffered, oldest, now, rt.flush_size, rt.max_delay, rt.poll_interval)
     if decision.rows == 0:
         return RunCounts()
-    keys = rt.state.buffer_keys(rt.name, decision.rows)
+    keys = rt.state.buffer_keys(rt.name, decision.rows, ready_at=now)
     counts = RunCounts()
     for start in range(0, len(keys), rt.flush_size):
         if rt.stop.is_set():
@@ -94,6 +95,16 @@ def flush(rt: PipelineRuntime, keys: list[str], reason: str) -> RunCounts:
         },
     )
     counts, retry = send_upsert(rt, rows) if rows else (RunCounts(), set())
-    # Keys that went (or no longer need to go) leave the buffer; transient ones stay, oldest.
+    # Keys that went (or no longer need to go) leave the buffer; transient ones stay, oldest,
+    # but each waits for its own backoff: a locked record is not re-sent at every poll.
     rt.state.buffer_remove(rt.name, [k for k in keys if k not in retry])
+    if retry:
+        now = rt.clock.now()
+        rt.state.buffer_retry_later(
+            rt.name,
+            sorted(retry),
+            lambda attempts: next_attempt(
+                attempts, now, base=RECORD_BASE_DELAY, cap=RECORD_MAX_DELAY
+            ),
+        )
     return counts

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import filelock
-from sqlalchemy import Engine, delete, event, func, insert, select, text, update
+from sqlalchemy import Engine, and_, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -420,9 +420,12 @@ class StateStore:
                     conn, buffer, list(part), ["pipeline", "key"], ["last_seen_at"]
                 )
 
-    def buffer_stats(self, pipeline: str) -> tuple[int, datetime | None]:
-        """How many keys are buffered and when the oldest was first seen."""
-        where = buffer.c.pipeline == pipeline
+    def buffer_stats(
+        self, pipeline: str, ready_at: datetime | None = None
+    ) -> tuple[int, datetime | None]:
+        """How many keys are buffered and when the oldest was first seen; with ``ready_at``,
+        only keys whose retry backoff has passed by then."""
+        where = _ready(pipeline, ready_at)
         # ORDER BY .. LIMIT 1, not MIN(): the column type then turns it back into a datetime.
         oldest = select(buffer.c.first_seen_at).where(where).order_by(buffer.c.first_seen_at)
         with self._tx() as conn:
@@ -430,17 +433,35 @@ class StateStore:
             first = conn.execute(oldest.limit(1)).scalar_one_or_none()
         return count, first
 
-    def buffer_keys(self, pipeline: str, limit: int | None = None) -> list[str]:
-        """Buffered keys, oldest first."""
+    def buffer_keys(
+        self, pipeline: str, limit: int | None = None, ready_at: datetime | None = None
+    ) -> list[str]:
+        """Buffered keys, oldest first (with ``ready_at``: only those due by then)."""
         query = (
             select(buffer.c.key)
-            .where(buffer.c.pipeline == pipeline)
+            .where(_ready(pipeline, ready_at))
             .order_by(buffer.c.first_seen_at, buffer.c.key)
         )
         if limit is not None:
             query = query.limit(limit)
         with self._tx() as conn:
             return [row.key for row in conn.execute(query)]
+
+    def buffer_retry_later(
+        self, pipeline: str, keys: Sequence[str], later: Callable[[int], datetime]
+    ) -> None:
+        """Count one more transient failure per key; ``later(attempts)`` says when it is due."""
+        with self._tx() as conn:
+            for part in _chunks(list(keys)):
+                query = select(buffer.c.key, buffer.c.attempts).where(
+                    buffer.c.pipeline == pipeline, buffer.c.key.in_(part)
+                )
+                for key, attempts in conn.execute(query).all():
+                    conn.execute(
+                        update(buffer)
+                        .where(buffer.c.pipeline == pipeline, buffer.c.key == key)
+                        .values(attempts=attempts + 1, not_before=later(attempts + 1))
+                    )
 
     def buffer_remove(self, pipeline: str, keys: Sequence[str]) -> None:
         with self._tx() as conn:
@@ -714,6 +735,13 @@ class StateStore:
         ]
         with self._tx() as conn:
             return sum(int(conn.execute(stmt).rowcount) for stmt in statements)
+
+
+def _ready(pipeline: str, ready_at: datetime | None) -> Any:
+    where = buffer.c.pipeline == pipeline
+    if ready_at is None:
+        return where
+    return and_(where, or_(buffer.c.not_before.is_(None), buffer.c.not_before <= ready_at))
 
 
 def _reason(exc: SQLAlchemyError) -> str:

@@ -102,6 +102,10 @@ buffer = Table(
     Column("key", KEY, primary_key=True),
     Column("first_seen_at", UtcDateTime(), nullable=False),
     Column("last_seen_at", UtcDateTime(), nullable=False),
+    # A key Zoho answered with a transient failure (RECORD_LOCKED, UNPROCESSED) waits for its
+    # own backoff: consecutive failures, and the time before which it is not sent again.
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("not_before", UtcDateTime()),
     Index("ix_syncd_buffer_pipeline_first_seen", "pipeline", "first_seen_at"),
 )
 
