@@ -9,6 +9,7 @@ The main thread only waits for signals: SIGTERM stops (the flush in flight finis
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -19,7 +20,7 @@ from types import FrameType
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from syncd.app import App, host_id
-from syncd.config import Settings, load_settings
+from syncd.config import PipelineSettings, Settings, load_settings
 from syncd.errors import SourceError, SyncdError
 from syncd.jobs import InFlight, Jobs, Running, Worker, scheduler_log
 from syncd.metrics import Metrics, StateCollector
@@ -115,15 +116,19 @@ class Daemon:
             raise
         return app
 
+    @staticmethod
+    def _worker(app: App, pipeline: PipelineSettings, lease: Lease | None) -> Worker:
+        """A pipeline's worker; its engine checks the lease before every CRM call, so a worker
+        whose lease was lost (seen by the heartbeat within seconds) stops sending at once."""
+        lease = lease or lease_for(app.store, pipeline.name)
+        held = lease  # bound for the lambda: the Worker keeps this very lease
+        runtime = dataclasses.replace(app.runtime(pipeline), may_send=lambda: held.held)
+        return Worker(pipeline, runtime, lease)
+
     def _begin(self, app: App, leases: dict[str, Lease]) -> None:
         """Build the workers (keeping the leases handed over) and start the scheduler."""
         workers = {
-            p.name: Worker(
-                p,
-                app.runtime(p),
-                leases.pop(p.name) if p.name in leases else lease_for(app.store, p.name),
-            )
-            for p in app.settings.pipelines
+            p.name: self._worker(app, p, leases.pop(p.name, None)) for p in app.settings.pipelines
         }
         for name, lease in leases.items():  # pipelines the new config no longer has
             self._give_up(app, name, lease, host_id())

@@ -28,7 +28,7 @@ from syncd.engine.drain import Stopped
 from syncd.engine.realtime import realtime_tick
 from syncd.engine.runs import record_tick, run_drain
 from syncd.engine.runtime import PipelineRuntime
-from syncd.errors import BudgetExceeded, SyncdError
+from syncd.errors import BudgetExceeded, LeaseLost, SyncdError
 from syncd.logs import log_context
 from syncd.metrics import Metrics
 from syncd.model import RunCounts
@@ -179,6 +179,9 @@ class Jobs:
             try:
                 counts = self._work(run.app, worker)
             except Stopped:
+                return
+            except LeaseLost as exc:  # the heartbeat saw the lease go: the standby has it now
+                logger.error("%s", exc, extra={"event": "lease_lost_stopped_sending"})
                 return
             except BudgetExceeded as exc:
                 if not worker.waiting_for_budget:  # not again at every poll while it lasts

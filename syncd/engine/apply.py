@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from syncd.engine.runtime import PipelineRuntime
+from syncd.engine.runtime import PipelineRuntime, ensure_may_send
 from syncd.errors import RowNotRepresentable
 from syncd.model import (
     DELETED,
@@ -281,6 +281,7 @@ def send_upsert(rt: PipelineRuntime, rows: Sequence[PendingRow]) -> tuple[RunCou
     encoded, records = encode_records(rt, rows)
     if not records:
         return encoded.counts, set()
+    ensure_may_send(rt)
     outcomes = rt.crm.upsert(rt.module, rt.unique_field, records)
     counts = apply_outcomes(rt, encoded.rows, outcomes)
     retry = {o.key for o in outcomes if o.kind is OutcomeKind.RETRY}

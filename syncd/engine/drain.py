@@ -24,7 +24,7 @@ from syncd.engine.apply import (
 )
 from syncd.engine.backoff import BULK_PAUSE_AFTER, BULK_SCOPE, next_attempt
 from syncd.engine.planner import BREAK_EVEN, affordable, plan_backlog
-from syncd.engine.runtime import PipelineRuntime, ProgressCallback
+from syncd.engine.runtime import PipelineRuntime, ProgressCallback, ensure_may_send
 from syncd.errors import BudgetExceeded, CrmFatalError, CrmRetriableError, SyncdError
 from syncd.model import (
     Api,
@@ -95,6 +95,7 @@ def _drain_round(
     for rows in sendable_pages(rt, rt.batch_size):
         if rt.stop.is_set():
             break
+        ensure_may_send(rt)
         sent += len(rows)
         plan = plan_backlog(len(rows))
         _check_budget(rt, plan)
@@ -165,6 +166,7 @@ def start_bulk_jobs(
     for file in rt.crm.build_bulk_files(rt.unique_field, columns, bulk_rows):
         manifest = {k: content_hash(by_key[k].values) for k in file.keys}
         entry = rt.state.journal_prepare(rt.name, run_id, file.path, manifest, rt.clock.now())
+        ensure_may_send(rt)
         job_id = rt.crm.start_bulk_job(rt.module, rt.unique_field, columns, file)
         rt.state.journal_created(entry, job_id, rt.clock.now())
         logger.info(
@@ -187,6 +189,7 @@ def wait_for_job(rt: PipelineRuntime, job_id: str) -> BulkJobStatus:
     deadline = rt.clock.now() + rt.bulk_job_timeout
     wait = rt.bulk_poll_interval.total_seconds()
     while True:
+        ensure_may_send(rt)
         status = rt.crm.bulk_job_status(job_id)
         if status.finished:
             return status

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from syncd.errors import LeaseLost
 from syncd.model import RunCounts
 from syncd.ports import Clock, Crm, EngineState, RowEncoder, Source
 
@@ -35,3 +36,15 @@ class PipelineRuntime:
     max_rounds: int = 10
     # Set on SIGTERM: loops stop starting new work; journaled jobs are resumed on the next start.
     stop: threading.Event = field(default_factory=threading.Event)
+    # Whether this process still holds the pipeline (the daemon asks its lease); checked
+    # before every CRM call, so a worker that lost its lease never sends beside the new one.
+    may_send: Callable[[], bool] = lambda: True
+
+
+def ensure_may_send(rt: PipelineRuntime) -> None:
+    """Raise ``LeaseLost`` when this worker may no longer call the CRM for its pipeline."""
+    if not rt.may_send():
+        raise LeaseLost(
+            f"pipeline {rt.name}: this worker lost its lease; it stops sending (journaled "
+            "bulk jobs are finished by the worker that holds the lease now)"
+        )
