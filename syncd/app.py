@@ -100,6 +100,7 @@ class App:
             clock=self.clock,
             host=host_id(),
             daily_credit_budget=crm.daily_credit_budget,
+            credit_reserve=crm.credit_reserve,
             batch_size=pipeline.batch_size,
             jobs_in_flight=crm.bulk_jobs_in_flight,
             bulk_poll_interval=crm.bulk_poll_interval,

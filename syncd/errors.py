@@ -66,6 +66,20 @@ class BudgetExceeded(SyncdError):
         )
 
 
+class CreditReserveReached(BudgetExceeded):
+    """Sending now would eat into the org credits kept for the company's other integrations."""
+
+    def __init__(self, needed: int, org_left: int, reserve: int) -> None:
+        SyncdError.__init__(
+            self,
+            f"credit reserve reached: Zoho reports {org_left} credits left for the whole org, "
+            f"the next send needs {needed} and {reserve} are kept for other integrations "
+            "(crm.credit_reserve); syncd waits until credits roll off",
+        )
+        self.needed, self.spent, self.budget = needed, 0, reserve
+        self.org_left = org_left
+
+
 class CrmError(SyncdError):
     """Something the Zoho CRM API reported."""
 

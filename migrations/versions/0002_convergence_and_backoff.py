@@ -1,5 +1,5 @@
 """rows that did not stay confirmed (the convergence safety net); persistent backoffs,
-per pipeline scope and per buffered key
+per pipeline scope and per buffered key; the org's remaining credits
 
 Revision ID: 0002
 Revises: 0001
@@ -39,6 +39,13 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("pipeline", "scope", name=op.f("pk_syncd_backoffs")),
     )
+    op.create_table(
+        "syncd_org_credits",
+        sa.Column("org", sa.String(length=64), nullable=False),
+        sa.Column("remaining", sa.Integer(), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("org", name=op.f("pk_syncd_org_credits")),
+    )
     with op.batch_alter_table("syncd_buffer", schema=None) as batch_op:
         batch_op.add_column(sa.Column("attempts", sa.Integer(), server_default="0", nullable=False))
         batch_op.add_column(sa.Column("not_before", sa.DateTime(timezone=True), nullable=True))
@@ -48,5 +55,6 @@ def downgrade() -> None:
     with op.batch_alter_table("syncd_buffer", schema=None) as batch_op:
         batch_op.drop_column("not_before")
         batch_op.drop_column("attempts")
+    op.drop_table("syncd_org_credits")
     op.drop_table("syncd_backoffs")
     op.drop_table("syncd_unconfirmed")

@@ -84,6 +84,17 @@ def _backoff_status(backoff: Backoff | None, now: datetime) -> dict[str, Any] | 
     }
 
 
+def _org_credits(app: App, now: datetime) -> dict[str, Any]:
+    """The whole org's credits as Zoho last reported them, and the reserve syncd keeps."""
+    org = app.store.org_remaining()
+    return {
+        "remaining": None if org is None else org[0],
+        "seen_at": None if org is None else org[1].isoformat(),
+        "seen_seconds_ago": None if org is None else int((now - org[1]).total_seconds()),
+        "reserve": app.settings.crm.credit_reserve,
+    }
+
+
 def collect(app: App) -> dict[str, Any]:
     now = app.clock.now()
     spent = app.store.credits_spent_since(now - BUDGET_WINDOW)
@@ -95,6 +106,7 @@ def collect(app: App) -> dict[str, Any]:
             "budget": budget,
             "remaining": max(budget - spent, 0),
             "calls_24h": {k: {"calls": c, "credits": cr} for k, (c, cr) in calls.items()},
+            "org": _org_credits(app, now),
         },
         "pipelines": [pipeline_status(app, p, now) for p in app.settings.pipelines],
     }
@@ -125,6 +137,12 @@ def _print(data: dict[str, Any]) -> None:
         f"credits: {credits['spent_24h']:,} spent in the last 24 h of a budget of "
         f"{credits['budget']:,} ({credits['remaining']:,} left)"
     )
+    org = credits["org"]
+    if org["remaining"] is None:
+        seen = "Zoho has not reported it (it does once half the org's credits are used)"
+    else:
+        seen = f"{org['remaining']:,} left, as Zoho said {_age(org['seen_seconds_ago'])} ago"
+    click.echo(f"org credits: {seen}; {org['reserve']:,} kept for other integrations")
     for p in data["pipelines"]:
         pending = p["pending"] if isinstance(p["pending"], str) else f"{p['pending']:,}"
         lease = _lease_text(p["lease"])

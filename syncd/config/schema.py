@@ -92,6 +92,18 @@ class _State(_Model):
 _data_center_choice = choice(DATA_CENTERS)
 
 
+def _reserve(value: object) -> int | str:
+    """Credits kept for the org's other integrations: a number, or "N%" of org_daily_credits."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    if text.endswith("%") and text[:-1].isdigit() and int(text[:-1]) <= 90:
+        return text
+    raise invalid(
+        'must be a number of credits (0 or more) or a percentage such as "10%" (at most 90%)'
+    )
+
+
 def _data_center(value: object, info: ValidationInfo) -> str:
     if value is not None:
         return _data_center_choice(value)
@@ -122,6 +134,24 @@ class _Crm(_Model):
     bulk_job_timeout: Duration | None = None
     trigger: list[Annotated[str, one_of(["workflow", "approval", "blueprint"])]] | None = None
     bulk_jobs_in_flight: Annotated[int | None, int_between(1, 5)] = None
+    org_daily_credits: Annotated[int | None, int_between(1)] = None
+    credit_reserve: Annotated[int | str | None, PlainValidator(_reserve)] = None
+
+    @field_validator("credit_reserve")
+    @classmethod
+    def _percent_needs_org_credits(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str) and info.data.get("org_daily_credits") is None:
+            raise broken_rule(
+                "a percentage is of the org's daily credits: set crm.org_daily_credits too "
+                "(Setup > Developer Hub > APIs and SDKs > API Dashboard shows it)"
+            )
+        return value
+
+    def _reserve_credits(self) -> int | None:
+        if isinstance(self.credit_reserve, str):
+            assert self.org_daily_credits is not None  # checked above
+            return self.org_daily_credits * int(self.credit_reserve.rstrip("%")) // 100
+        return self.credit_reserve
 
     def build(self) -> CrmSettings:
         # without a preset (data_center "custom") every host is set, so none falls back to ""
@@ -144,6 +174,7 @@ class _Crm(_Model):
                 bulk_job_timeout=self.bulk_job_timeout,
                 trigger=trigger,
                 bulk_jobs_in_flight=self.bulk_jobs_in_flight,
+                credit_reserve=self._reserve_credits(),
             ),
         )
 

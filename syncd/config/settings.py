@@ -112,6 +112,7 @@ class CrmSettings:
     bulk_job_timeout: timedelta = timedelta(hours=2)
     trigger: tuple[str, ...] = ()  # sent as the upsert "trigger" list; () runs no automation
     bulk_jobs_in_flight: int = 2
+    credit_reserve: int = 0  # org credits left to other integrations (X-API-CREDITS-REMAINING)
 
 
 @dataclass(frozen=True, kw_only=True)

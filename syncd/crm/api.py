@@ -200,6 +200,7 @@ class ZohoApi:
         remaining = response.headers.get("X-API-CREDITS-REMAINING")
         if remaining is not None and remaining.strip().isdigit():
             self.credits_remaining = int(remaining)
+            self._ledger.record_org_remaining(self.credits_remaining, self._clock.now())
             logger.debug(
                 "Zoho reports %s credits remaining",
                 remaining,

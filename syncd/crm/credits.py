@@ -31,6 +31,11 @@ We count them at the "all other APIs" price so the budget errs on the safe side.
 """
 
 BUDGET_WINDOW = timedelta(hours=24)
+
+ORG_REMAINING_FRESH = timedelta(hours=1)
+"""How long Zoho's X-API-CREDITS-REMAINING is trusted. The org's credits roll off over 24 h and
+syncd only learns the new figure from its next call, so after an hour without one it sends
+again (and so reads the header afresh) instead of waiting on a stale figure for ever."""
 """Zoho frees credits 24 h after they were spent (rolling window, reference §6.2)."""
 
 
@@ -70,3 +75,10 @@ def check_budget(*, needed: int, spent: int, budget: int) -> None:
     """Raise ``BudgetExceeded`` when spending ``needed`` now would cross ``budget``."""
     if spent + needed > budget:
         raise BudgetExceeded(needed=needed, spent=spent, budget=budget)
+
+
+def within_reserve(needed: int, org_left: int | None, reserve: int) -> bool:
+    """Whether spending ``needed`` keeps at least ``reserve`` of the org's credits for the
+    company's other integrations (``org_left`` None: Zoho has not said; it only does once half
+    the org's credits are used)."""
+    return org_left is None or org_left - needed >= reserve

@@ -49,6 +49,13 @@ class EmulatorAdmin:
         expired: int = self._call("POST", "/_emulator/expire-tokens")["expired"]
         return expired
 
+    def spend_credits(self, credits: int) -> int:
+        """Spend org credits as another integration would; returns the credits used now."""
+        used: int = self._call("POST", "/_emulator/spend-credits", json={"credits": credits})[
+            "used"
+        ]
+        return used
+
     def reset(self) -> None:
         """Forget records, tokens, credits, files, jobs, stats and run-time faults."""
         self._call("POST", "/_emulator/reset")

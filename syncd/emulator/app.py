@@ -9,6 +9,7 @@ Admin routes (no auth, never faulted, never charged)::
     POST /_emulator/faults             {"error_rate": 0.1, ..., "expire_tokens": true}
     POST /_emulator/expire-tokens      {"expired": n}
     POST /_emulator/reset              forget everything (records, tokens, credits, jobs, stats)
+    POST /_emulator/spend-credits      {"credits": n}: another integration of the org spends them
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from starlette.routing import Route
 from syncd.emulator.core import Emulator
 from syncd.emulator.envelope import error_body
 from syncd.emulator.gateway import Gateway
+from syncd.emulator.limits import Throttled
 from syncd.emulator.routes import crm_routes
 
 
@@ -64,6 +66,17 @@ class AdminHandlers:
     async def expire_tokens(self, request: Request) -> Response:
         return JSONResponse({"expired": self.emu.tokens.expire_all()})
 
+    async def spend_credits(self, request: Request) -> Response:
+        """The company's other integrations spend org credits (the daily pool is shared)."""
+        try:
+            credits = int(json.loads(await request.body() or b"{}")["credits"])
+            self.emu.credits.charge(credits)
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": f"credits: {exc}"}, status_code=400)
+        except Throttled:
+            return JSONResponse({"error": "not that many credits left"}, status_code=409)
+        return JSONResponse({"used": self.emu.credits.used()})
+
     async def reset(self, request: Request) -> Response:
         self.emu.reset()
         return JSONResponse({"status": "reset"})
@@ -80,6 +93,7 @@ def create_app(emulator: Emulator) -> Starlette:
         Route("/_emulator/faults", admin.faults, methods=["GET", "POST"]),
         Route("/_emulator/expire-tokens", admin.expire_tokens, methods=["POST"]),
         Route("/_emulator/reset", admin.reset, methods=["POST"]),
+        Route("/_emulator/spend-credits", admin.spend_credits, methods=["POST"]),
     ]
 
     @contextlib.asynccontextmanager

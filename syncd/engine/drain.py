@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from syncd.crm.credits import BUDGET_WINDOW
+from syncd.crm.credits import BUDGET_WINDOW, ORG_REMAINING_FRESH, within_reserve
 from syncd.engine.apply import (
     apply_outcomes,
     encode_bulk_rows,
@@ -25,7 +25,13 @@ from syncd.engine.apply import (
 from syncd.engine.backoff import BULK_PAUSE_AFTER, BULK_SCOPE, next_attempt
 from syncd.engine.planner import BREAK_EVEN, affordable, plan_backlog
 from syncd.engine.runtime import PipelineRuntime, ProgressCallback, ensure_may_send
-from syncd.errors import BudgetExceeded, CrmFatalError, CrmRetriableError, SyncdError
+from syncd.errors import (
+    BudgetExceeded,
+    CreditReserveReached,
+    CrmFatalError,
+    CrmRetriableError,
+    SyncdError,
+)
 from syncd.model import (
     Api,
     BulkJobStatus,
@@ -92,44 +98,64 @@ def _drain_round(
     counts = RunCounts()
     in_flight: deque[InFlight] = deque()
     sent = 0
-    for rows in sendable_pages(rt, rt.batch_size):
-        if rt.stop.is_set():
-            break
-        ensure_may_send(rt)
-        sent += len(rows)
-        plan = plan_backlog(len(rows))
-        _check_budget(rt, plan)
-        logger.info(
-            "batch of %d rows: %s",
-            len(rows),
-            plan.reason,
-            extra={
-                "event": "batch_planned",
-                "pipeline": rt.name,
-                "rows": len(rows),
-                "api": plan.api.value,
-                "credits": plan.credits,
-            },
-        )
-        if plan.api is Api.UPSERT:
-            counts = counts + send_upsert(rt, rows)[0]
-        elif bulk_paused(rt):
-            sent -= len(rows)  # left pending: they go once the backoff has passed
-            break
-        else:
-            encoded, bulk_rows = encode_bulk_rows(rt, rows)
-            counts = counts + encoded.counts  # rows syncd itself rejects (NOT_REPRESENTABLE)
-            for job in start_bulk_jobs(rt, run_id, encoded.rows, bulk_rows):
-                in_flight.append(job)
-                while len(in_flight) >= rt.jobs_in_flight:
-                    counts = counts + finish_job(rt, in_flight.popleft())
-                    _report(on_progress, before + counts)
-        _report(on_progress, before + counts)
+    try:
+        for rows in sendable_pages(rt, rt.batch_size):
+            if rt.stop.is_set():
+                break
+            ensure_may_send(rt)
+            plan = plan_backlog(len(rows))
+            check_budget(rt, plan)
+            _log_plan(rt, plan)
+            if plan.api is Api.BULK and bulk_paused(rt):
+                break  # left pending: they go once the backoff has passed
+            sent += len(rows)
+            if plan.api is Api.UPSERT:
+                counts = counts + send_upsert(rt, rows)[0]
+            else:
+                encoded, bulk_rows = encode_bulk_rows(rt, rows)
+                counts = counts + encoded.counts  # rows syncd itself rejects (NOT_REPRESENTABLE)
+                for job in start_bulk_jobs(rt, run_id, encoded.rows, bulk_rows):
+                    in_flight.append(job)
+                    while len(in_flight) >= rt.jobs_in_flight:
+                        counts = counts + finish_job(rt, in_flight.popleft())
+                        _report(on_progress, before + counts)
+            _report(on_progress, before + counts)
+    except BudgetExceeded:
+        _finish_in_flight(rt, in_flight)  # paid for already: apply them before giving up
+        raise
+    return sent, counts + _finish_in_flight(
+        rt, in_flight, lambda c: _report(on_progress, before + counts + c)
+    )
+
+
+def _finish_in_flight(
+    rt: PipelineRuntime,
+    in_flight: deque[InFlight],
+    report: Callable[[RunCounts], None] | None = None,
+) -> RunCounts:
+    """Apply the jobs still running. At a stop they stay journaled (CREATED) instead: the next
+    start applies them."""
+    counts = RunCounts()
     while in_flight and not rt.stop.is_set():
         counts = counts + finish_job(rt, in_flight.popleft())
-        _report(on_progress, before + counts)
-    # Jobs still in flight at a stop stay journaled (CREATED): the next start applies them.
-    return sent, counts
+        if report is not None:
+            report(counts)
+    return counts
+
+
+def _log_plan(rt: PipelineRuntime, plan: Plan) -> None:
+    logger.info(
+        "batch of %d rows: %s",
+        plan.rows,
+        plan.reason,
+        extra={
+            "event": "batch_planned",
+            "pipeline": rt.name,
+            "rows": plan.rows,
+            "api": plan.api.value,
+            "credits": plan.credits,
+        },
+    )
 
 
 def _left_while_paused(rt: PipelineRuntime) -> int:
@@ -144,11 +170,19 @@ def _report(on_progress: ProgressCallback | None, counts: RunCounts) -> None:
         on_progress(counts)
 
 
-def _check_budget(rt: PipelineRuntime, plan: Plan) -> None:
-    """Refuse a batch whose plan does not fit the budget before any of it is sent."""
-    spent = rt.state.credits_spent_since(rt.clock.now() - BUDGET_WINDOW)
+def check_budget(rt: PipelineRuntime, plan: Plan) -> None:
+    """Refuse a send whose plan does not fit syncd's budget or the org's reserve before any of
+    it is sent (``BudgetExceeded``; the daemon waits, quietly, until credits roll off)."""
+    now = rt.clock.now()
+    spent = rt.state.credits_spent_since(now - BUDGET_WINDOW)
     if not affordable(plan, spent, rt.daily_credit_budget):
         raise BudgetExceeded(needed=plan.credits, spent=spent, budget=rt.daily_credit_budget)
+    org = rt.state.org_remaining()
+    if rt.credit_reserve and org is not None and org[1] > now - ORG_REMAINING_FRESH:
+        # Zoho's figure, less what syncd spent since (the others' spend shows in the next one).
+        left = org[0] - rt.state.credits_spent_since(org[1])
+        if not within_reserve(plan.credits, left, rt.credit_reserve):
+            raise CreditReserveReached(plan.credits, left, rt.credit_reserve)
 
 
 def start_bulk_jobs(

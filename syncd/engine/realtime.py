@@ -9,14 +9,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from syncd.crm.credits import BUDGET_WINDOW
 from syncd.engine.apply import send_upsert, sendable, sendable_pages
 from syncd.engine.backoff import RECORD_BASE_DELAY, RECORD_MAX_DELAY, next_attempt
-from syncd.engine.drain import bulk_paused, drain, recover_jobs
+from syncd.engine.drain import bulk_paused, check_budget, drain, recover_jobs
 from syncd.engine.flush import decide_flush
-from syncd.engine.planner import BREAK_EVEN, affordable, plan_backlog
+from syncd.engine.planner import BREAK_EVEN, plan_backlog
 from syncd.engine.runtime import PipelineRuntime
-from syncd.errors import BudgetExceeded
 from syncd.model import Api, RunCounts
 
 logger = logging.getLogger(__name__)
@@ -79,9 +77,7 @@ def flush(rt: PipelineRuntime, keys: list[str], reason: str) -> RunCounts:
     """Send these buffered keys' current versions through Upsert and apply the outcomes."""
     rows = sendable(rt, rt.source.fetch_rows(keys, pending_only=True))
     plan = plan_backlog(len(rows))
-    spent = rt.state.credits_spent_since(rt.clock.now() - BUDGET_WINDOW)
-    if not affordable(plan, spent, rt.daily_credit_budget):
-        raise BudgetExceeded(needed=plan.credits, spent=spent, budget=rt.daily_credit_budget)
+    check_budget(rt, plan)
     logger.info(
         "flushing %d rows (%s): %s",
         len(rows),

@@ -26,6 +26,7 @@ class PipelineRuntime:
     clock: Clock
     host: str
     daily_credit_budget: int
+    credit_reserve: int = 0  # org credits kept for the company's other integrations
     batch_size: int = 25_000
     jobs_in_flight: int = 2
     bulk_poll_interval: timedelta = timedelta(seconds=5)

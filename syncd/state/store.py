@@ -31,6 +31,7 @@ from syncd.state.tables import (
     bulk_jobs,
     credit_ledger,
     leases,
+    org_credits,
     rejects,
     runs,
     token_mints,
@@ -240,6 +241,19 @@ class StateStore:
         row = {"at": at, "kind": kind, "calls": calls, "credits": credits}
         with self._tx() as conn:
             conn.execute(insert(credit_ledger), [row])
+
+    def record_org_remaining(self, remaining: int, at: datetime) -> None:
+        """Zoho's X-API-CREDITS-REMAINING: what the whole org has left."""
+        row = {"org": "org", "remaining": remaining, "seen_at": at}
+        with self._tx() as conn:
+            self._insert_or_update(conn, org_credits, [row], ["org"], ["remaining", "seen_at"])
+
+    def org_remaining(self) -> tuple[int, datetime] | None:
+        """The org's remaining credits as Zoho last reported them, and when."""
+        query = select(org_credits.c.remaining, org_credits.c.seen_at)
+        with self._tx() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (int(row.remaining), row.seen_at)
 
     def credits_spent_since(self, since: datetime) -> int:
         query = select(func.coalesce(func.sum(credit_ledger.c.credits), 0)).where(

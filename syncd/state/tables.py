@@ -150,6 +150,16 @@ backoffs = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
+# What Zoho last said of the whole org's credits (X-API-CREDITS-REMAINING): shared by every
+# integration of the company, so syncd keeps a reserve of it for the others.
+org_credits = Table(
+    "syncd_org_credits",
+    metadata,
+    Column("org", String(64), primary_key=True),
+    Column("remaining", Integer, nullable=False),
+    Column("seen_at", UtcDateTime(), nullable=False),
+)
+
 tokens = Table(
     "syncd_tokens",
     metadata,

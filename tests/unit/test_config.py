@@ -995,3 +995,32 @@ def test_crm_settings_defaults_match_the_contract() -> None:
     """Code that builds CrmSettings directly gets the same defaults as a config file."""
     crm = CrmSettings("us", "a", "b", "c", None, Secret("1"), Secret("2"), Secret("3"))
     assert (crm.daily_credit_budget, crm.max_concurrency, crm.trigger) == (40000, 5, ())
+
+
+# --- the org's credit reserve -------------------------------------------------------------
+
+
+def test_credit_reserve_as_a_share_of_the_org_daily_credits(tmp_path: Path) -> None:
+    """`credit_reserve = "10%"` keeps a tenth of `org_daily_credits`; a number is taken as is."""
+    config = base()
+    config["crm"] |= {"org_daily_credits": 250_000, "credit_reserve": "10%"}
+    assert load(tmp_path, config).crm.credit_reserve == 25_000
+    config["crm"] |= {"credit_reserve": 1_500}
+    assert load(tmp_path, config).crm.credit_reserve == 1_500
+    assert load(tmp_path, base()).crm.credit_reserve == 0
+
+
+@pytest.mark.parametrize(
+    ("crm", "expected"),
+    [
+        ({"credit_reserve": "10%"}, "crm.credit_reserve: a percentage is of the org's daily"),
+        ({"credit_reserve": "95%"}, "crm.credit_reserve: must be a number of credits"),
+        ({"credit_reserve": -1}, "crm.credit_reserve: must be a number of credits"),
+        ({"credit_reserve": "lots"}, "crm.credit_reserve: must be a number of credits"),
+    ],
+)
+def test_bad_credit_reserve_is_named(tmp_path: Path, crm: dict[str, Any], expected: str) -> None:
+    """A reserve that cannot be worked out names the key and says what is expected."""
+    config = base()
+    config["crm"] |= crm
+    assert any(expected in p for p in problems(tmp_path, config)), problems(tmp_path, config)
