@@ -90,7 +90,13 @@ class StateCollector(Collector):
         failures = GaugeMetricFamily(
             "syncd_bulk_failures_in_a_row", "Consecutive failed bulk jobs", labels=["pipeline"]
         )
+        uncertain = GaugeMetricFamily(
+            "syncd_bulk_jobs_maybe_paid_twice",
+            "Bulk jobs in the last 24 h whose create reply was lost (maybe charged twice)",
+            labels=["pipeline"],
+        )
         for name in bound.pipelines:
+            uncertain.add_metric([name], bound.store.count_uncertain(name, now - BUDGET_WINDOW))
             backoff = bound.store.backoff(name, BULK_SCOPE)
             paused.add_metric([name], int(backoff is not None and backoff.blocks(now)))
             failures.add_metric([name], 0 if backoff is None else backoff.failures)
@@ -100,7 +106,7 @@ class StateCollector(Collector):
             last = bound.last_success(name)
             if last is not None:
                 success.add_metric([name], last.timestamp())
-        yield from (buffered, oldest, success, paused, failures)
+        yield from (buffered, oldest, success, paused, failures, uncertain)
 
 
 class Metrics:

@@ -100,9 +100,13 @@ class JobState(enum.StrEnum):
     """A bulk job as syncd's journal knows it."""
 
     PREPARED = "prepared"  # file built, job not created yet (safe to drop after a crash)
+    SENDING = "sending"  # the create call is out: if its reply is lost, Zoho may have the job
     CREATED = "created"  # Zoho has the job: poll and apply it, never create it again
     APPLIED = "applied"  # result applied to the legacy table
     FAILED = "failed"  # Zoho failed the job or it timed out; its rows stay pending
+    # The create call's reply was lost: Zoho may have created (and charged) a job syncd cannot
+    # see, as it offers no way to look one up. Its rows go again: maybe paid twice, counted.
+    UNCERTAIN = "uncertain"
 
 
 @dataclass(frozen=True)

@@ -69,8 +69,6 @@ class CreditLedger(Protocol):
 
     def credits_spent_since(self, since: datetime) -> int: ...
 
-    def org_remaining(self) -> tuple[int, datetime] | None: ...
-
 
 class Source(Protocol):
     """The legacy table of one pipeline."""
@@ -110,10 +108,20 @@ class Crm(Protocol):
         """Stream rows into zipped CSVs within Zoho's limits (key first)."""
         ...
 
-    def start_bulk_job(
-        self, module: str, unique_field: str, columns: Sequence[BulkColumn], file: BulkFile
+    def upload_bulk_file(self, file: BulkFile) -> str:
+        """Upload a zipped CSV; Zoho's file id."""
+        ...
+
+    def create_bulk_job(
+        self,
+        module: str,
+        unique_field: str,
+        columns: Sequence[BulkColumn],
+        file_id: str,
+        rows: int | None = None,
     ) -> str:
-        """Upload the file and create the upsert job; returns the job id."""
+        """Create the upsert job of an uploaded file (500 credits); the job id. Never repeated
+        after an ambiguous failure (``CrmRetriableError`` with code TIMEOUT/TRANSPORT_ERROR)."""
         ...
 
     def bulk_job_status(self, job_id: str) -> BulkJobStatus: ...
@@ -155,6 +163,10 @@ class EngineState(Protocol):
         manifest: Mapping[str, str],
         now: datetime,
     ) -> int: ...
+
+    def journal_sending(self, entry_id: int, now: datetime) -> None:
+        """The create call of this entry's job goes out now."""
+        ...
 
     def journal_created(self, entry_id: int, job_id: str, now: datetime) -> None: ...
 
@@ -216,4 +228,8 @@ class EngineState(Protocol):
 
     def credits_spent_since(self, since: datetime) -> int: ...
 
+    def record_credits(self, kind: str, credits: int, at: datetime, calls: int = 1) -> None: ...
+
     def org_remaining(self) -> tuple[int, datetime] | None: ...
+
+    def count_uncertain(self, pipeline: str, since: datetime) -> int: ...

@@ -52,6 +52,8 @@ def pipeline_status(app: App, pipeline: PipelineSettings, now: datetime) -> dict
         "jobs_in_flight": store.jobs_in_flight(pipeline.name),
         "rejects": store.count_rejects(pipeline.name),
         "bulk_backoff": _backoff_status(store.backoff(pipeline.name, BULK_SCOPE), now),
+        # a create call's reply was lost: Zoho may have charged a job syncd never saw
+        "jobs_maybe_paid_twice_24h": store.count_uncertain(pipeline.name, now - BUDGET_WINDOW),
         "initial_sync_done": store.has_succeeded(pipeline.name, "initial"),
         "lease": lease_status(lease, now),
         "last_runs": [
@@ -156,6 +158,11 @@ def _print(data: dict[str, Any]) -> None:
             f"  initial sync {'done' if p['initial_sync_done'] else 'NOT done'};  "
             f"lease held by {lease}"
         )
+        if p["jobs_maybe_paid_twice_24h"]:
+            click.echo(
+                f"  {p['jobs_maybe_paid_twice_24h']} bulk job(s) in the last 24 h may have been "
+                "paid twice (the reply to their create call was lost; see `syncd jobs list`)"
+            )
         if (backoff := p["bulk_backoff"]) is not None:
             state = f"wait until {backoff['until'][:19]}" if backoff["paused"] else "may go again"
             click.echo(

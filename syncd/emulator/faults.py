@@ -56,6 +56,16 @@ class FaultState:
                 return True
         return self.roll("fail_job_rate")
 
+    def take_lost_create_reply(self) -> bool:
+        """Whether the reply to the job just created must be lost (``lose_job_create_replies``)."""
+        with self._lock:
+            if self.current.lose_job_create_replies > 0:
+                self.current = dataclasses.replace(
+                    self.current, lose_job_create_replies=self.current.lose_job_create_replies - 1
+                )
+                return True
+        return False
+
     def child_rng(self) -> random.Random:
         """An independent, reproducible random source for one bulk job's worker."""
         with self._lock:

@@ -17,7 +17,14 @@ from syncd.emulator.bulk_files import read_upload, upload_success
 from syncd.emulator.bulk_jobs import parse_job
 from syncd.emulator.core import Emulator
 from syncd.emulator.envelope import ApiError
-from syncd.emulator.gateway import Gateway, Handler, Scopes, hold_complex_slot, json_response
+from syncd.emulator.gateway import (
+    DroppedResponse,
+    Gateway,
+    Handler,
+    Scopes,
+    hold_complex_slot,
+    json_response,
+)
 from syncd.emulator.records import Operation, check_order, parse_payload
 from syncd.emulator.store import ModuleStore
 
@@ -158,6 +165,9 @@ class CrmHandlers:
         hold_complex_slot(request)
         emu.credits.charge(emu.settings.bulk_job_credits)
         job = emu.create_job(job_request)
+        if emu.faults.take_lost_create_reply():  # created and charged; the reply never arrives
+            emu.stats.bump("faults", "lost_create_reply")
+            return DroppedResponse()
         body = {
             "status": "success",
             "code": "SUCCESS",

@@ -39,14 +39,15 @@ class Faults:
     # Records (by any unique field value, e.g. parent_id) locked as by an approval process:
     # every records-API write to them answers RECORD_LOCKED until the value is taken out.
     locked_records: tuple[str, ...] = ()
+    lose_job_create_replies: int = 0  # the next N bulk jobs are created, then the reply is lost
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "rate_limit_rate", "drop_rate", "drop_after_rate"):
             _check_rate(name, getattr(self, name))
         _check_rate("fail_job_rate", self.fail_job_rate)
         _check_rate("unprocessed_rate", self.unprocessed_rate)
-        if self.latency_ms < 0 or self.fail_jobs < 0:
-            raise ValueError("latency_ms and fail_jobs must be >= 0")
+        if self.latency_ms < 0 or self.fail_jobs < 0 or self.lose_job_create_replies < 0:
+            raise ValueError("latency_ms, fail_jobs and lose_job_create_replies must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from syncd.crm.credits import BUDGET_WINDOW, ORG_REMAINING_FRESH, within_reserve
+from syncd.crm.credits import BUDGET_WINDOW, BULK_JOB_CREDITS, ORG_REMAINING_FRESH, within_reserve
 from syncd.engine.apply import (
     apply_outcomes,
     encode_bulk_rows,
@@ -34,6 +34,8 @@ from syncd.errors import (
 )
 from syncd.model import (
     Api,
+    BulkColumn,
+    BulkFile,
     BulkJobStatus,
     BulkRow,
     JobState,
@@ -47,6 +49,9 @@ from syncd.ports import OpenJob
 logger = logging.getLogger(__name__)
 
 _MAX_POLL_WAIT = 60.0
+
+AMBIGUOUS_CODES = frozenset({"TIMEOUT", "TRANSPORT_ERROR"})
+"""A call that failed so: the request left, and Zoho may have acted on it."""
 
 
 class Stopped(SyncdError):
@@ -201,7 +206,7 @@ def start_bulk_jobs(
         manifest = {k: content_hash(by_key[k].values) for k in file.keys}
         entry = rt.state.journal_prepare(rt.name, run_id, file.path, manifest, rt.clock.now())
         ensure_may_send(rt)
-        job_id = rt.crm.start_bulk_job(rt.module, rt.unique_field, columns, file)
+        job_id = _create_job(rt, entry, columns, file)
         rt.state.journal_created(entry, job_id, rt.clock.now())
         logger.info(
             "bulk job %s created for %d rows",
@@ -216,6 +221,33 @@ def start_bulk_jobs(
             },
         )
         yield InFlight(entry, job_id, [by_key[k] for k in file.keys], file.path)
+
+
+def _create_job(
+    rt: PipelineRuntime, entry: int, columns: Sequence[BulkColumn], file: BulkFile
+) -> str:
+    """Upload, then create the job. The journal says SENDING only while the create call is
+    out: the one window Zoho leaves open (it has no idempotency key and no way to look a job
+    up), so a crash or a lost reply there is the only way a job can be paid twice."""
+    file_id = rt.crm.upload_bulk_file(file)
+    rt.state.journal_sending(entry, rt.clock.now())
+    try:
+        return rt.crm.create_bulk_job(rt.module, rt.unique_field, columns, file_id, file.rows)
+    except CrmRetriableError as exc:
+        if exc.code in AMBIGUOUS_CODES:  # the API layer booked its credits already
+            _uncertain(rt, entry, file.rows, f"the reply to the create call was lost ({exc})")
+        raise
+
+
+def _uncertain(rt: PipelineRuntime, entry: int, rows: int, why: str) -> None:
+    reason = f"{why}: Zoho may have created and charged this job; its rows go again"
+    rt.state.journal_finish(entry, JobState.UNCERTAIN, rt.clock.now(), reason)
+    logger.error(
+        "bulk job of %d rows may have been paid twice: %s",
+        rows,
+        reason,
+        extra={"event": "bulk_job_uncertain", "pipeline": rt.name, "rows": rows},
+    )
 
 
 def wait_for_job(rt: PipelineRuntime, job_id: str) -> BulkJobStatus:
@@ -311,6 +343,11 @@ def recover_jobs(rt: PipelineRuntime) -> RunCounts:
     """
     counts = RunCounts()
     for entry in rt.state.journal_open(rt.name):
+        if entry.state is JobState.SENDING:  # killed while the create call was out
+            rt.state.record_credits("bulk_create_uncertain", BULK_JOB_CREDITS, rt.clock.now())
+            _uncertain(rt, entry.id, len(entry.manifest), "syncd stopped during the create call")
+            _remove(entry.file_path)
+            continue
         if entry.job_id is None:
             rt.state.journal_finish(
                 entry.id,

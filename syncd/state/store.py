@@ -41,6 +41,8 @@ from syncd.state.tables import (
 
 logger = logging.getLogger(__name__)
 
+OPEN_STATES = (JobState.PREPARED.value, JobState.SENDING.value, JobState.CREATED.value)
+
 _CHUNK = 500  # keys per IN (...) list: well below every driver's parameter limit
 
 
@@ -350,6 +352,19 @@ class StateStore:
                 conn.execute(insert(bulk_jobs).returning(bulk_jobs.c.id), [row]).scalar_one()
             )
 
+    def journal_sending(self, entry_id: int, now: datetime) -> None:
+        self._journal_set(entry_id, now, state=JobState.SENDING.value)
+
+    def count_uncertain(self, pipeline: str, since: datetime) -> int:
+        """Jobs whose create reply was lost since ``since``: each may have been paid twice."""
+        query = select(func.count()).where(
+            bulk_jobs.c.pipeline == pipeline,
+            bulk_jobs.c.state == JobState.UNCERTAIN.value,
+            bulk_jobs.c.updated_at >= since,
+        )
+        with self._tx() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def journal_created(self, entry_id: int, job_id: str, now: datetime) -> None:
         self._journal_set(entry_id, now, state=JobState.CREATED.value, job_id=job_id)
 
@@ -369,7 +384,7 @@ class StateStore:
             select(bulk_jobs)
             .where(
                 bulk_jobs.c.pipeline == pipeline,
-                bulk_jobs.c.state.in_([JobState.PREPARED.value, JobState.CREATED.value]),
+                bulk_jobs.c.state.in_(OPEN_STATES),
             )
             .order_by(bulk_jobs.c.id)
         )
@@ -404,7 +419,7 @@ class StateStore:
             row = conn.execute(query).first()
             if row is None:
                 raise StateError(f"pipeline {pipeline} has no journal entry {entry_id}")
-            if row.state not in (JobState.PREPARED.value, JobState.CREATED.value):
+            if row.state not in OPEN_STATES:
                 raise StateError(f"journal entry {entry_id} is already closed ({row.state})")
             conn.execute(
                 update(bulk_jobs)
