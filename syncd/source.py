@@ -29,6 +29,7 @@ from sqlalchemy import (
     Numeric,
     Table,
     create_engine,
+    event,
     false,
     func,
     inspect,
@@ -90,9 +91,17 @@ class Inspection:
 
 def open_source_engine(url: str) -> Engine:
     try:
-        return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise SourceError(f"legacy database URL {_shown(url)}: {exc}") from exc
+    if engine.dialect.driver == "psycopg":
+        from syncd.source_pg import register_lenient_loaders
+
+        @event.listens_for(engine, "connect")
+        def _lenient(dbapi_connection: Any, _record: Any) -> None:
+            register_lenient_loaders(dbapi_connection.adapters)
+
+    return engine
 
 
 def _shown(url: str) -> str:

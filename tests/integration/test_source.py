@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, text, update
+from sqlalchemy.engine import make_url
 
-from syncd.errors import SourceError
+from syncd.errors import RowNotRepresentable, SourceError
+from syncd.mapping import FieldEncoder
 from syncd.model import FieldMap
-from syncd.source import LegacyTable, TableSpec
+from syncd.source import LegacyTable, TableSpec, open_source_engine
 from tests.helpers.orders import FIELD_TYPES, FIELDS, create_orders, order, orders_table
 
 SPEC = TableSpec("orders", "orders", "id", "sync", FIELDS)
@@ -122,3 +126,39 @@ def test_trigger_ddl_flags_changes_but_not_the_compare_and_set(engine: Engine) -
         conn.execute(update(table).where(table.c.id == 5).values(total=1))
         conn.execute(update(table).where(table.c.id == 6).values(status="Paid"))
     assert [r.key for r in source.pending_batch(None, 10)] == [5, 6]
+
+
+def test_postgres_dates_python_cannot_hold_are_rejects_not_a_blocked_batch(pg_url: str) -> None:
+    """'infinity' and BC values read as text, so only their own row is refused."""
+    with psycopg.connect(
+        make_url(pg_url).set(drivername="postgresql").render_as_string(False)
+    ) as conn:
+        conn.execute(
+            "CREATE TABLE events (id bigint PRIMARY KEY, at timestamp, at_tz timestamptz,"
+            " day date, sync boolean NOT NULL DEFAULT false)"
+        )
+        conn.execute(
+            "INSERT INTO events (id, at, at_tz, day) VALUES"
+            " (1, '2025-03-01 10:00', '2025-03-01 10:00+01', '2025-03-01'),"
+            " (2, 'infinity', '-infinity', '4713-01-01 BC'),"
+            " (3, '2025-03-02 11:00', '2025-03-02 11:00+01', 'infinity')"
+        )
+    fields = (FieldMap("At", "at"), FieldMap("At_Tz", "at_tz"), FieldMap("Day", "day"))
+    engine = open_source_engine(pg_url)
+    source = LegacyTable(engine, TableSpec("events", "events", "id", "sync", fields))
+    rows = source.pending_batch(None, 10)
+    encoder = FieldEncoder("parent_id", fields, source.column_types(), UTC)
+    refused: dict[int, str] = {}
+    for row in rows:
+        try:
+            encoder.record(row)
+        except RowNotRepresentable as exc:
+            refused[row.key] = str(exc)
+    confirmed = source.mark_synced([r for r in rows if r.key not in refused]).marked
+    engine.dispose()
+
+    assert [r.key for r in rows] == [1, 2, 3]
+    assert rows[1].values["at"] == "infinity" and rows[1].values["day"] == "4713-01-01 BC"
+    assert set(refused) == {2, 3} and "column at ->" in refused[2]
+    assert "column day ->" in refused[3]
+    assert confirmed == {"1"}
