@@ -20,19 +20,11 @@ from syncd.emulator.settings import EmulatorSettings, Faults
 from syncd.engine.backoff import BULK_BASE_DELAY, BULK_PAUSE_AFTER
 from syncd.engine.runs import run_drain
 from syncd.engine.runtime import PipelineRuntime
-from tests.helpers.e2e import open_app, write_config
+from tests.helpers.e2e import MovableClock, open_app, write_config
 from tests.helpers.sqlite_orders import sqlite3_orders
 
 ROWS = 6_000  # above the 5,000-row break-even: the planner picks Bulk Write
 JOB_CREDITS = 500
-
-
-@dataclasses.dataclass
-class MovableClock:
-    at: datetime
-
-    def now(self) -> datetime:
-        return self.at
 
 
 def _runtime(app_rt: PipelineRuntime, clock: MovableClock) -> PipelineRuntime:

@@ -16,18 +16,10 @@ from syncd.emulator.server import EmulatorServer
 from syncd.emulator.settings import EmulatorSettings, Faults
 from syncd.engine.realtime import realtime_tick
 from syncd.engine.runs import run_drain
-from tests.helpers.e2e import open_app, write_config
+from tests.helpers.e2e import MovableClock, open_app, write_config
 from tests.helpers.sqlite_orders import pending, sqlite3_orders
 
 POLL = timedelta(seconds=5)
-
-
-@dataclasses.dataclass
-class MovableClock:
-    at: datetime
-
-    def now(self) -> datetime:
-        return self.at
 
 
 def _upserts(admin: EmulatorAdmin) -> int:

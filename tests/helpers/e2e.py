@@ -157,3 +157,13 @@ def assert_mirrored(
                 f"{field.api_name}={record.get(field.api_name)!r}"
             )
     return {"synced": synced, "rejected": len(rows) - synced, "crm_records": len(crm)}
+
+
+@dataclasses.dataclass
+class MovableClock:
+    """syncd's clock, moved by the test: backoffs and max_delay without waiting for them."""
+
+    at: datetime
+
+    def now(self) -> datetime:
+        return self.at
