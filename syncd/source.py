@@ -6,12 +6,14 @@ reflected ``Table``/``Column`` objects, so the dialect quotes them; values are a
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from sqlalchemy import (
@@ -27,12 +29,16 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Numeric,
+    String,
     Table,
+    any_,
+    bindparam,
     create_engine,
     event,
     false,
     func,
     inspect,
+    literal_column,
     select,
     true,
     type_coerce,
@@ -45,7 +51,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType, TypeEngine
 
 from syncd.errors import SourceError
-from syncd.model import DELETED, Confirmation, FieldMap, FieldType, PendingRow, content_hash
+from syncd.model import DELETED, Confirmation, FieldMap, FieldType, PendingRow
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +59,10 @@ _CHUNK = 500
 
 CONFIRM_CHUNK = 500
 """Rows confirmed per transaction. Each chunk holds its rows' locks (on SQLite the whole
-database's write lock) only while it reads 500 rows by key, fingerprints them and flags the
+database's write lock) only while it reads 500 rows by key, compares them and flags the
 matching ones: a few milliseconds, so a legacy writer touching one of them waits that long at
-most, while the per-chunk round trips stay a small part of the work. It also keeps each IN list
-under the 999 parameters old SQLite builds allow."""
+most. Measured at 1,000,000 rows, 2,000 would be 10-18 % faster but hold locks four times as
+long; 500 keeps MySQL's IN list (one parameter per key) small as well."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,7 @@ class LegacyTable:
         self.spec = spec
         self._table: Table | None = None
         self._unknown_types: dict[str, str] = {}  # column -> type name SQLAlchemy did not know
+        self._compared = self._compared_columns()  # once: _to_row runs for every row read
 
     @property
     def table(self) -> Table:
@@ -342,7 +349,7 @@ class LegacyTable:
         silently rounds what legacy tables really hold (a '05/01/2024' in an SQLite DATETIME,
         19.999 in a NUMERIC(12,2)). Values are converted for the CRM by ``syncd.crm.values``,
         which rejects what it cannot write faithfully."""
-        compared = [n for n in self._compared_columns() if n != self.spec.key]
+        compared = [n for n in self._compared if n != self.spec.key]
         raw = [type_coerce(self._col(n), NullType()).label(n) for n in compared]
         return select(self._col(self.spec.key), *raw)
 
@@ -357,7 +364,7 @@ class LegacyTable:
 
     def _to_row(self, row: Any) -> PendingRow:
         mapping = row._mapping
-        values = {c: _stable(mapping[c]) for c in self._compared_columns()}
+        values = {c: _stable(mapping[c]) for c in self._compared}
         return PendingRow(key=mapping[self.spec.key], values=values)
 
     def pending_batch(self, after_key: Any | None, limit: int) -> list[PendingRow]:
@@ -419,21 +426,36 @@ class LegacyTable:
         key = self._col(self.spec.key)
         flag = self._col(self.spec.flag)
         with self._locked("marking rows synced") as conn:
-            query = self._select_rows().where(key.in_([r.key for r in sent])).with_for_update()
+            query = self._select_rows().where(self._key_in([r.key for r in sent]))
+            query = query.with_for_update()
             now = {r.key_text: r for r in map(self._to_row, conn.execute(query))}
             changed = {r.key_text: self._differs(r, now.get(r.key_text)) for r in sent}
             same = [r.key for r in sent if not changed[r.key_text]]
             unflagged: set[str] = set()
             if same:
-                conn.execute(update(self.table).where(key.in_(same)).values({flag: true()}))
+                conn.execute(update(self.table).where(self._key_in(same)).values({flag: true()}))
                 # A legacy trigger that resets the flag on every UPDATE shows up here.
-                reset = select(key).where(key.in_(same), flag == false())
+                reset = select(key).where(self._key_in(same), flag == false())
                 unflagged = {str(k) for k in conn.scalars(reset)}
         return Confirmation(
             frozenset(str(k) for k in same) - unflagged,
             {k: cols for k, cols in changed.items() if cols},
             frozenset(unflagged),
         )
+
+    def _key_in(self, keys: list[Any]) -> ColumnElement[bool]:
+        """``key IN (...)`` as one parameter where the database allows it, so the statement text
+        is the same for every chunk: no per-chunk SQL rendering, and psycopg caches and
+        prepares it (it re-parses statements of more than 50 parameters every time). Measured
+        at 1,000,000 rows this halves the confirmation's CPU (bench/bench_confirm.py)."""
+        key = self._col(self.spec.key)
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            return key == any_(bindparam("keys", keys, type_=postgresql.ARRAY(key.type)))
+        if dialect == "sqlite" and all(type(k) in (int, str) for k in keys):
+            listed = func.json_each(bindparam("keys", json.dumps(keys), type_=String()))
+            return key.in_(select(literal_column("value")).select_from(listed))
+        return key.in_(keys)
 
     def _differs(self, sent: PendingRow, now: PendingRow | None) -> tuple[str, ...]:
         """The compared columns whose value changed; ``("<deleted>",)`` for a row that is gone."""
@@ -442,7 +464,9 @@ class LegacyTable:
         if self.spec.version_column:
             name = self.spec.version_column
             return () if sent.values[name] == now.values[name] else (name,)
-        if content_hash(sent.values) == content_hash(now.values):
+        if sent.values.keys() == now.values.keys() and all(
+            _same(v, now.values[c]) for c, v in sent.values.items()
+        ):
             return ()
         return tuple(c for c in sent.values if repr(sent.values[c]) != repr(now.values.get(c)))
 
@@ -458,6 +482,22 @@ class LegacyTable:
                 conn.commit()
         except SQLAlchemyError as exc:
             raise _translate(exc, what) from exc
+
+
+_EQ_IS_REPR = frozenset({str, int, bool, bytes, type(None), date})
+"""Types whose ``==`` between two values of that exact type holds iff their ``repr`` match
+(not float: nan, -0.0; not Decimal: 1.0 vs 1.00; not datetime: fold, time zones)."""
+
+
+def _same(a: Any, b: Any) -> bool:
+    """What ``content_hash`` compares (``repr`` equality), without the ``repr`` where ``==``
+    says the same: the fingerprint's verdict per column, at a fifteenth of the cost."""
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is type(b) and kind in _EQ_IS_REPR:
+        return bool(a == b)
+    return repr(a) == repr(b)
 
 
 def _stable(value: Any) -> Any:
