@@ -120,10 +120,9 @@ class Daemon:
     def _worker(app: App, pipeline: PipelineSettings, lease: Lease | None) -> Worker:
         """A pipeline's worker; its engine checks the lease before every CRM call, so a worker
         whose lease was lost (seen by the heartbeat within seconds) stops sending at once."""
-        lease = lease or lease_for(app.store, pipeline.name)
-        held = lease  # bound for the lambda: the Worker keeps this very lease
-        runtime = dataclasses.replace(app.runtime(pipeline), may_send=lambda: held.held)
-        return Worker(pipeline, runtime, lease)
+        own = lease or lease_for(app.store, pipeline.name)
+        runtime = dataclasses.replace(app.runtime(pipeline), may_send=lambda: own.held)
+        return Worker(pipeline, runtime, own)
 
     def _begin(self, app: App, leases: dict[str, Lease]) -> None:
         """Build the workers (keeping the leases handed over) and start the scheduler."""

@@ -213,9 +213,9 @@ class EngineState(Protocol):
     def backoff(self, pipeline: str, scope: str) -> Backoff | None: ...
 
     def backoff_failed(
-        self, pipeline: str, scope: str, next_at: datetime, error: str, now: datetime
-    ) -> int:
-        """One more consecutive failure of ``scope``; returns how many in a row."""
+        self, pipeline: str, scope: str, failures: int, next_at: datetime, error: str, now: datetime
+    ) -> None:
+        """``failures`` consecutive failures of ``scope``; not tried again before ``next_at``."""
         ...
 
     def backoff_clear(self, pipeline: str, scope: str) -> None: ...

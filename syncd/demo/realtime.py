@@ -18,7 +18,7 @@ from syncd.config import Settings
 from syncd.crm.credits import CallKind
 from syncd.daemon import Daemon
 from syncd.demo.orders import LegacyApp
-from syncd.engine.apply import sendable
+from syncd.engine.apply import sendable_pages
 from syncd.engine.runtime import PipelineRuntime
 from syncd.errors import SyncdError
 from syncd.state.store import RunRecord
@@ -203,7 +203,7 @@ class RealtimeScript:
         """Nothing buffered, and no pending row the daemon would still send."""
         if self.store.buffer_stats(self.pipeline.name)[0]:
             return False
-        return not sendable(self.rt, self.rt.source.pending_batch(None, 5_000))
+        return next(sendable_pages(self.rt, 5_000), None) is None
 
     def _realtime_runs(self) -> list[RunRecord]:
         runs = self.store.last_runs(self.pipeline.name, 50)

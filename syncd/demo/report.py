@@ -20,8 +20,8 @@ from syncd.config import PipelineSettings
 from syncd.crm.credits import UPSERT_MAX_RECORDS, upsert_call_cost
 from syncd.demo.orders import orders_table
 from syncd.emulator.admin import EmulatorAdmin
-from syncd.engine.apply import sendable
-from syncd.model import PendingRow, Reject
+from syncd.engine.apply import sendable_pages
+from syncd.model import Reject
 
 _SHOWN_PROBLEMS = 10
 
@@ -214,13 +214,9 @@ def _check_nothing_to_send(app: App, pipeline: PipelineSettings, check: Verifica
     if buffered:
         check.problem(f"{buffered} change(s) are still in the realtime buffer")
     rt = app.runtime(pipeline)
-    left: list[PendingRow] = []
-    after = None
-    while batch := rt.source.pending_batch(after, 5_000):
-        after = batch[-1].key
-        left += sendable(rt, batch)
+    left = sum(len(page) for page in sendable_pages(rt, 5_000))
     if left:
-        check.problem(f"{len(left)} row(s) are pending and would still be sent")
+        check.problem(f"{left} row(s) are pending and would still be sent")
 
 
 def same_value(expected: Any, actual: Any, zone: tzinfo) -> bool:

@@ -313,8 +313,9 @@ def bulk_failed(rt: PipelineRuntime, job_id: str, rows: int, reason: str) -> Non
     """Record a failed job: no bulk job is created for the pipeline before the backoff ends."""
     now = rt.clock.now()
     known = rt.state.backoff(rt.name, BULK_SCOPE)
-    next_at = next_attempt((known.failures if known else 0) + 1, now)
-    failures = rt.state.backoff_failed(rt.name, BULK_SCOPE, next_at, reason, now)
+    failures = (known.failures if known else 0) + 1
+    next_at = next_attempt(failures, now)
+    rt.state.backoff_failed(rt.name, BULK_SCOPE, failures, next_at, reason, now)
     fields = {"pipeline": rt.name, "job_id": job_id, "failures": failures}
     logger.error(
         "bulk job %s failed (%s); its %d rows stay pending; no bulk job before %s",

@@ -674,14 +674,10 @@ class StateStore:
         return None if row is None else Backoff(row.failures, row.next_at, row.last_error)
 
     def backoff_failed(
-        self, pipeline: str, scope: str, next_at: datetime, error: str, now: datetime
-    ) -> int:
-        """Count one more consecutive failure; nothing is tried before ``next_at``."""
+        self, pipeline: str, scope: str, failures: int, next_at: datetime, error: str, now: datetime
+    ) -> None:
+        """Record ``failures`` consecutive failures; nothing is tried before ``next_at``."""
         with self._tx() as conn:
-            query = select(backoffs.c.failures).where(
-                backoffs.c.pipeline == pipeline, backoffs.c.scope == scope
-            )
-            failures = (conn.execute(query).scalar() or 0) + 1
             row = {
                 "pipeline": pipeline,
                 "scope": scope,
@@ -697,7 +693,6 @@ class StateStore:
                 ["pipeline", "scope"],
                 ["failures", "next_at", "last_error", "updated_at"],
             )
-        return failures
 
     def backoff_clear(self, pipeline: str, scope: str) -> None:
         with self._tx() as conn:
