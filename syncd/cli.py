@@ -155,9 +155,9 @@ def register(*commands: click.Command, reads_config: bool = True) -> None:
 
 def _load_commands() -> None:
     # Imported here, not at the top: the command modules import helpers from this module.
-    from syncd.commands import check, db, ddl, demo, initial, jobs, rejects, run, status
+    from syncd.commands import check, db, ddl, demo, initial, jobs, lookup, rejects, run, status
 
-    for module in (check, db, ddl, initial, run, status, rejects, jobs):
+    for module in (check, db, ddl, initial, run, status, rejects, lookup, jobs):
         register(*module.COMMANDS)
     # The emulator's own command; its heavy imports happen only when it runs.
     from syncd.emulator.cli import emulator_command

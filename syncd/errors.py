@@ -5,6 +5,7 @@
     ├── SourceError                 the legacy database failed or does not fit the contract
     ├── StateError                  syncd's own state store failed
     ├── LeaseLost                   another worker holds the pipeline; stop sending
+    ├── KeyUnknown                  `syncd lookup`: syncd knows no record and no reject for the key
     ├── BudgetExceeded              the call would cross ``daily_credit_budget``; wait
     └── CrmError                    anything the Zoho API said
         ├── CrmAuthError            fatal: credentials are wrong or revoked; re-consent needed
@@ -48,6 +49,17 @@ class SourceError(SyncdError):
 
 class StateError(SyncdError):
     """syncd's own state store failed."""
+
+
+class KeyUnknown(SyncdError):
+    """syncd knows nothing of this legacy key: no CRM record in its map and no reject."""
+
+    def __init__(self, pipeline: str, key: str) -> None:
+        self.pipeline, self.key = pipeline, key
+        super().__init__(
+            f"key {key!r} is unknown in pipeline {pipeline}: no CRM record known for this key "
+            "yet, and it is not a reject (not sent yet, or not a key of the legacy table?)"
+        )
 
 
 class LeaseLost(SyncdError):

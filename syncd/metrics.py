@@ -125,10 +125,20 @@ class Metrics:
             "syncd_rows_rejected", "Rows Zoho refused", ["pipeline"], registry=self.registry
         )
 
+        self.takeovers = Counter(
+            "syncd_record_takeovers",
+            "Rows that would take another row's CRM record: refused by Zoho (prevented) or "
+            "written there and repaired by re-sending the other row (repaired)",
+            ["pipeline", "how"],
+            registry=self.registry,
+        )
+
     def count(self, pipeline: str, counts: RunCounts) -> None:
         self.sent.labels(pipeline).inc(counts.sent)
         self.confirmed.labels(pipeline).inc(counts.confirmed)
         self.rejected.labels(pipeline).inc(counts.rejected)
+        self.takeovers.labels(pipeline, "prevented").inc(counts.collisions)
+        self.takeovers.labels(pipeline, "repaired").inc(counts.takeovers)
 
     def serve(self, host: str, port: int, collector: StateCollector) -> None:
         """Serve ``/metrics`` from a daemon thread; ``OSError`` when the port is taken."""

@@ -90,6 +90,10 @@ class Outcome:
     code: str | None = None
     field: str | None = None
     message: str | None = None
+    # The field Zoho matched an existing record by (upsert ``duplicate_field``, action update).
+    matched_by: str | None = None
+    # DUPLICATE_DATA: the record that already holds the value (``details.duplicate_record.id``).
+    holder_id: str | None = None
 
     @property
     def confirmed(self) -> bool:
@@ -163,6 +167,17 @@ class Reject:
 
 
 @dataclass(frozen=True)
+class Identity:
+    """The CRM record a legacy key owns, and what was last confirmed there (if anything)."""
+
+    key: str
+    record_id: str
+    seen_at: datetime
+    confirmed_at: datetime | None = None
+    content_hash: str | None = None
+
+
+@dataclass(frozen=True)
 class Backoff:
     """Consecutive failures of one kind of work, and when it may be tried again."""
 
@@ -182,6 +197,8 @@ class RunCounts:
     retried: int = 0
     stale: int = 0  # confirmed by Zoho but changed meanwhile: stays pending
     credits: int = 0
+    takeovers: int = 0  # rows that overwrote another row's CRM record (repaired)
+    collisions: int = 0  # rows Zoho refused because a unique value is on another record
 
     def __add__(self, other: RunCounts) -> RunCounts:
         return RunCounts(
@@ -191,8 +208,13 @@ class RunCounts:
             retried=self.retried + other.retried,
             stale=self.stale + other.stale,
             credits=self.credits + other.credits,
+            takeovers=self.takeovers + other.takeovers,
+            collisions=self.collisions + other.collisions,
         )
 
+
+RECORD_GONE_CODE = "RECORD_NOT_FOUND"
+"""Outcome code of an update by id whose record no longer exists in the CRM (deleted there)."""
 
 DELETED = "<deleted>"
 """Stands for the columns of a row that was deleted while it was in flight."""

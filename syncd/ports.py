@@ -21,6 +21,7 @@ from syncd.model import (
     Confirmation,
     CrmRecord,
     FieldType,
+    Identity,
     JobState,
     Outcome,
     PendingRow,
@@ -94,12 +95,33 @@ class Source(Protocol):
         """The CRM value type derived from each mapped column's SQL type."""
         ...
 
+    def unflag(self, keys: Sequence[Any]) -> int:
+        """Flag := false for these keys (text or native), so they go again; rows changed."""
+        ...
+
 
 class Crm(Protocol):
     """The Zoho CRM operations the engine needs."""
 
-    def upsert(self, module: str, unique_field: str, records: Sequence[CrmRecord]) -> list[Outcome]:
-        """Upsert records (any number; chunked to 100 a call); one outcome per distinct key."""
+    def insert(self, module: str, unique_field: str, records: Sequence[CrmRecord]) -> list[Outcome]:
+        """Create records (any number; chunked to 100 a call); one outcome per distinct key.
+        Never touches an existing record: a duplicate value is DUPLICATE_DATA with its holder."""
+        ...
+
+    def update(
+        self,
+        module: str,
+        unique_field: str,
+        records: Sequence[CrmRecord],
+        record_ids: Mapping[str, str],
+    ) -> list[Outcome]:
+        """Update each key's own record, by the id in ``record_ids``; one outcome per key."""
+        ...
+
+    def records_by_id(
+        self, module: str, ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """record id -> the values of ``fields``, for the ids that exist (one GET per 100)."""
         ...
 
     def build_bulk_files(
@@ -201,6 +223,14 @@ class EngineState(Protocol):
     def count_rejects(self, pipeline: str) -> int: ...
 
     def reject_key_pages(self, pipeline: str, size: int) -> Iterator[list[str]]: ...
+
+    def record_identities(self, pipeline: str, items: Sequence[Identity]) -> None: ...
+
+    def record_ids(self, pipeline: str, keys: Sequence[str]) -> dict[str, str]: ...
+
+    def record_owners(self, pipeline: str, record_ids: Sequence[str]) -> dict[str, str]: ...
+
+    def forget_identities(self, pipeline: str, keys: Sequence[str]) -> None: ...
 
     def note_unconfirmed(
         self, pipeline: str, items: Sequence[tuple[str, str, str]], now: datetime

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    cast,
     create_engine,
     event,
     false,
@@ -380,6 +381,46 @@ class LegacyTable:
         with self._connect("counting pending rows") as conn:
             return int(conn.execute(query).scalar_one())
 
+    def case_colliding_keys(self, limit: int = 5) -> tuple[int, list[list[str]]]:
+        """How many groups of keys differ only in case, and the spellings of the first
+        ``limit`` (at least 1) groups, e.g. ``(1, [["AB-1", "ab-1"]])``.
+
+        One query: the colliding groups (``GROUP BY lower(key)``, counted by a window over
+        them), joined back to the table for every key of the first groups. The spellings come
+        from the rows, not from ``min``/``max`` of a group, which a case-insensitive collation
+        (MySQL/MariaDB's default) would return as one. Keys that are not text cannot differ in
+        case: no query. ``lower`` folds what the database folds (SQLite: ASCII letters only);
+        MySQL/MariaDB compare the folded keys as bytes, or their collation would also merge
+        'cafe' with 'café' and 'a' with 'a '.
+        """
+        key = self._col(self.spec.key)
+        if not isinstance(key.type, String) or isinstance(key.type, postgresql.ENUM | mysql.ENUM):
+            return 0, []
+        folded: ColumnElement[Any] = func.lower(key)
+        if self.engine.dialect.name in ("mysql", "mariadb"):
+            folded = cast(folded, LargeBinary())
+        groups = (
+            select(folded.label("folded"), func.count().over().label("n_groups"))
+            .where(key.is_not(None))
+            .group_by(folded)
+            .having(func.count() > 1)
+            .order_by(folded)
+            .limit(max(limit, 1))
+            .cte("colliding")
+        )
+        query = (
+            select(groups.c.n_groups, groups.c.folded, key)
+            .join_from(self.table, groups, folded == groups.c.folded)
+            .order_by(groups.c.folded)
+        )
+        found: dict[str, list[str]] = {}
+        total = 0
+        with self._connect("looking for keys that differ only in case") as conn:
+            for count, group, spelling in conn.execute(query):
+                total = int(count)
+                found.setdefault(repr(group), []).append(str(spelling))
+        return total, [sorted(spellings) for spellings in found.values()]
+
     def fetch_rows(self, keys: Sequence[Any], *, pending_only: bool = False) -> list[PendingRow]:
         key = self._col(self.spec.key)
         keys = [self._key_value(k) for k in keys]
@@ -421,6 +462,22 @@ class LegacyTable:
             changed.update(part.changed)
             unflagged |= part.unflagged
         return Confirmation(frozenset(marked), changed, frozenset(unflagged), self.spec.flag)
+
+    def unflag(self, keys: Sequence[Any]) -> int:
+        """Set the flag false for these keys, so they are sent again; how many rows changed.
+
+        Used to re-send a row whose CRM record another row overwrote (a take-over syncd
+        detected): the row's own content then restores the record.
+        """
+        flag = self._col(self.spec.flag)
+        values = [self._key_value(k) for k in keys]
+        changed = 0
+        with self._connect("re-sending rows", write=True) as conn:
+            for start in range(0, len(values), _CHUNK):
+                part = values[start : start + _CHUNK]
+                stmt = update(self.table).where(self._key_in(part)).values({flag: false()})
+                changed += conn.execute(stmt).rowcount
+        return changed
 
     def _confirm_chunk(self, sent: Sequence[PendingRow]) -> Confirmation:
         key = self._col(self.spec.key)

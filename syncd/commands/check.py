@@ -12,6 +12,7 @@ from syncd.app import App
 from syncd.cli import settings_of
 from syncd.config import Settings
 from syncd.errors import SyncdError
+from syncd.source import LegacyTable
 
 
 def _mark(ok: bool) -> str:
@@ -111,8 +112,33 @@ def _check_crm(app: App, settings: Settings, names: list[str]) -> int:
         )
         for problem in report.problems:
             click.echo(f"    {problem}")
+        for warning in report.warnings:
+            _warn(warning)
+        if report.key_case_insensitive:
+            _check_key_case(app.table(pipeline), f"{report.module}.{pipeline.unique_field}")
         failures += 0 if report.ok else 1
     return failures
+
+
+def _check_key_case(table: LegacyTable, unique_field: str) -> None:
+    """Warn about legacy keys that differ only in case: a case-insensitive unique field
+    matches them to one CRM record."""
+    try:
+        groups, examples = table.case_colliding_keys()
+    except SyncdError as exc:
+        _warn(f"could not look for keys that differ only in case: {exc}")
+        return
+    if not groups:
+        return
+    shown = ", ".join(" / ".join(repr(key) for key in group) for group in examples)
+    if groups > len(examples):
+        shown += f" (the first {len(examples)} shown)"
+    _warn(
+        f"{unique_field} ignores case, and column {table.spec.key!r} holds {groups:,} "
+        f"group(s) of keys that differ only in case: {shown}\n"
+        "Such keys share one CRM record in Zoho; syncd keeps the first one sent and lists the "
+        "others as rejects."
+    )
 
 
 COMMANDS = [check]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from syncd.cli import settings_of
-from syncd.commands import chosen_pipeline, open_store, pipeline_option
+from syncd.commands import chosen_pipeline, identity_lines, open_store, pipeline_option
 
 
 @click.group("rejects")
@@ -47,12 +47,13 @@ def list_rejects(ctx: click.Context, pipeline_name: str | None, limit: int, offs
 @click.argument("key")
 @click.pass_context
 def show(ctx: click.Context, pipeline_name: str | None, key: str) -> None:
-    """Show one reject in full."""
+    """Show one reject in full, with the key's CRM record when syncd knows it."""
     settings = settings_of(ctx)
     name = chosen_pipeline(settings, pipeline_name)
     store = open_store(settings)
     try:
         item = store.get_reject(name, key)
+        identity = store.identity(name, key) if item is not None else None
     finally:
         store.close()
     if item is None:
@@ -66,6 +67,7 @@ def show(ctx: click.Context, pipeline_name: str | None, key: str) -> None:
         ("attempts", item.attempts),
         ("last rejected", item.rejected_at.isoformat()),
         ("content hash", item.content_hash),
+        *(identity_lines(identity) if identity is not None else ()),
     ):
         click.echo(f"{label:>14}: {value}")
     click.echo(

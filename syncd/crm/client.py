@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from syncd.crm import bulk, bulk_csv, preflight, upsert
+from syncd.crm import bulk, bulk_csv, preflight, read, upsert
 from syncd.crm.api import RetryPolicy, ZohoApi
 from syncd.crm.auth import TokenManager
 from syncd.errors import BudgetExceeded, CrmRetriableError
@@ -81,6 +81,46 @@ class CrmClient:
     def upsert(self, module: str, unique_field: str, records: Sequence[CrmRecord]) -> list[Outcome]:
         """Upsert ``records`` in calls of 100; one outcome per distinct key (last version sent).
 
+        Zoho may match a record by another unique field (``Outcome.matched_by``): the engine
+        writes by ``insert`` and ``update`` instead, and this stays for tools and tests.
+        """
+        trigger = self._settings.trigger
+        return self._in_chunks(
+            records,
+            lambda chunk: upsert.send_upsert(self._api, module, unique_field, chunk, trigger),
+        )
+
+    def insert(self, module: str, unique_field: str, records: Sequence[CrmRecord]) -> list[Outcome]:
+        """Create ``records`` in calls of 100; a key already in the CRM is DUPLICATE_DATA."""
+        trigger = self._settings.trigger
+        return self._in_chunks(
+            records,
+            lambda chunk: upsert.send_insert(self._api, module, unique_field, chunk, trigger),
+        )
+
+    def update(
+        self,
+        module: str,
+        unique_field: str,
+        records: Sequence[CrmRecord],
+        record_ids: Mapping[str, str],
+    ) -> list[Outcome]:
+        """Update each record's own CRM record by id, in calls of 100."""
+        trigger = self._settings.trigger
+        return self._in_chunks(
+            records,
+            lambda chunk: upsert.send_update(
+                self._api, module, unique_field, chunk, record_ids, trigger
+            ),
+        )
+
+    def _in_chunks(
+        self,
+        records: Sequence[CrmRecord],
+        send: Callable[[list[CrmRecord]], list[Outcome]],
+    ) -> list[Outcome]:
+        """One outcome per distinct key (last version sent), in calls of 100.
+
         When a later call fails temporarily (or the budget runs out), the records already
         answered keep their outcomes and the rest come back as RETRY; a failure of the first
         call, and any fatal error, is raised.
@@ -89,9 +129,7 @@ class CrmClient:
         outcomes: list[Outcome] = []
         for chunk in upsert.chunks(distinct):
             try:
-                outcomes += upsert.send_upsert(
-                    self._api, module, unique_field, chunk, self._settings.trigger
-                )
+                outcomes += send(chunk)
             except (CrmRetriableError, BudgetExceeded) as exc:
                 if not outcomes:
                     raise
@@ -202,6 +240,16 @@ class CrmClient:
     def credits_remaining(self) -> int | None:
         """Zoho's last ``X-API-CREDITS-REMAINING`` (None until Zoho sends it, at 50 % used)."""
         return self._api.credits_remaining
+
+    def records_by_id(
+        self, module: str, ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, dict[str, object]]:
+        """Record id -> current CRM values of ``fields``, for the ids that still exist.
+
+        One Get Records call (1 credit) per 100 ids and 50 fields; a deleted record is simply
+        missing from the answer.
+        """
+        return read.fetch_records(self._api, module, ids, fields)
 
     # -- lifetime --------------------------------------------------------------------------
 

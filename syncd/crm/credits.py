@@ -43,12 +43,15 @@ class CallKind:
     """Ledger ``kind`` of each call the client makes."""
 
     UPSERT = "upsert"
+    INSERT = "insert"
+    UPDATE = "update"
     BULK_JOB = "bulk_job"
     UPLOAD = "upload"
     BULK_STATUS = "bulk_status"
     DOWNLOAD = "download"
     ORG = "org"
     FIELDS = "fields"
+    GET_RECORDS = "get_records"
 
 
 def upsert_call_cost(records: int) -> int:

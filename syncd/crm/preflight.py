@@ -1,6 +1,7 @@
 """``syncd check`` against the CRM: token, org, module, unique field, mapped fields and types.
 
-``check_fields`` is pure (metadata in, problems out); ``run_preflight`` fetches the metadata.
+``check_fields`` and ``unique_warnings`` are pure (metadata in, problems or warnings out);
+``run_preflight`` fetches the metadata.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class PreflightReport:
     org_id: str
     module: str
     problems: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+    key_case_insensitive: bool = False
+    """The unique field matches values case-insensitively: legacy keys that differ only in
+    case would share one CRM record (``syncd check`` then looks for such keys)."""
 
     @property
     def ok(self) -> bool:
@@ -96,7 +101,13 @@ def run_preflight(
         problems.append(f"module {module!r} is not usable: {exc}")
         return PreflightReport(org_id, module, tuple(problems))
     problems += check_fields(module, unique_field, fields, column_types, metadata)
-    return PreflightReport(org_id, module, tuple(problems))
+    return PreflightReport(
+        org_id,
+        module,
+        tuple(problems),
+        tuple(unique_warnings(module, unique_field, fields, metadata)),
+        is_case_insensitive(metadata.get(unique_field)),
+    )
 
 
 def check_fields(
@@ -146,6 +157,46 @@ def _check_unique(
             f"one of {', '.join(sorted(UNIQUE_CAPABLE))}"
         )
     return problems
+
+
+def unique_warnings(
+    module: str,
+    unique_field: str,
+    fields: Sequence[FieldMap],
+    metadata: Mapping[str, Mapping[str, Any]],
+) -> list[str]:
+    """A warning naming the module's unique fields other than the key field, if it has any.
+
+    Zoho's upsert checks every unique field, not only the one it was asked to match on
+    (reference §4.3), so each of them can refuse a row. The fields metadata does not say which
+    fields are system duplicate-check fields, so only fields marked unique are named.
+    """
+    others = [
+        name for name, meta in metadata.items() if name != unique_field and meta.get("unique")
+    ]
+    if not others:
+        return []
+    columns = {f.api_name: f.column for f in fields}
+    named = [
+        f"{name} (mapped from column {columns[name]!r})"
+        if name in columns
+        else f"{name} (not mapped)"
+        for name in others
+    ]
+    return [
+        f"{module} has unique fields besides {unique_field}: {', '.join(named)}\n"
+        "Zoho's upsert would match a row to another record by them; syncd writes by record "
+        "id and insert instead, so a row whose value is already on another record is refused "
+        "(DUPLICATE_DATA) and listed as a reject naming that record's key."
+    ]
+
+
+def is_case_insensitive(meta: Mapping[str, Any] | None) -> bool:
+    """Whether a unique field matches values case-insensitively: metadata
+    ``"unique": {"case_sensitive": false}``, or a unique field that does not say (Zoho's
+    default); False for a missing or non-unique field."""
+    unique = meta.get("unique") if meta is not None else None
+    return isinstance(unique, Mapping) and bool(unique) and not unique.get("case_sensitive")
 
 
 def _check_type(module: str, mapped: FieldMap, ftype: FieldType, data_type: str) -> list[str]:

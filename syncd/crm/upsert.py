@@ -1,8 +1,12 @@
-"""Upsert Records API: collapse duplicate keys, chunk to 100, and read one outcome per record.
+"""Records API (insert, update by id, upsert): collapse duplicate keys, chunk to 100, and read
+one outcome per record.
 
-The building and parsing here are pure; ``send_upsert`` is the only function that talks to Zoho.
-Per-record success is decided from each ``data[]`` entry, never from the HTTP status (200, 201,
-207 and 400 all carry entries, reference §4.5).
+The building and parsing here are pure; the ``send_*`` functions are the only ones that talk to
+Zoho. Per-record success is decided from each ``data[]`` entry, never from the HTTP status (200,
+201, 207 and 400 all carry entries, reference §4.5). Every entry is read in full: the field an
+upsert matched by (``duplicate_field``), the record it wrote (``details.id``) and the record
+that already holds a duplicate value (``details.duplicate_record.id``) decide whether a row
+kept to its own record (reference §4.3, §4.4).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 from syncd.crm.api import Call, ZohoApi
 from syncd.crm.credits import UPSERT_MAX_RECORDS, CallKind, upsert_call_cost
 from syncd.errors import CrmRetriableError
-from syncd.model import CrmRecord, Outcome, OutcomeKind
+from syncd.model import RECORD_GONE_CODE, CrmRecord, Outcome, OutcomeKind
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,30 @@ def upsert_body(
     return {"data": data, "duplicate_check_fields": [unique_field], "trigger": list(trigger)}
 
 
+def insert_body(
+    chunk: Sequence[CrmRecord], unique_field: str, trigger: Sequence[str]
+) -> dict[str, object]:
+    """Insert creates records and never matches an existing one: a key or value that is
+    already in the CRM comes back as DUPLICATE_DATA naming the record that holds it."""
+    data = [{unique_field: record.key, **record.fields} for record in chunk]
+    return {"data": data, "trigger": list(trigger)}
+
+
+def update_body(
+    chunk: Sequence[CrmRecord],
+    unique_field: str,
+    record_ids: Mapping[str, str],
+    trigger: Sequence[str],
+) -> dict[str, object]:
+    """Update by record id: Zoho writes exactly that record and falls back on nothing. The key
+    goes along, so a record whose unique field was edited in the CRM gets it back."""
+    data = [
+        {"id": record_ids[record.key], unique_field: record.key, **record.fields}
+        for record in chunk
+    ]
+    return {"data": data, "trigger": list(trigger)}
+
+
 def parse_upsert_response(chunk: Sequence[CrmRecord], body: object) -> list[Outcome]:
     """One outcome per record of ``chunk``, matched by position and ``details.json_path``."""
     entries = body.get("data") if isinstance(body, Mapping) else None
@@ -91,20 +119,40 @@ def entry_outcome(key: str, entry: object) -> Outcome:
         return Outcome(key, OutcomeKind.RETRY, code="BAD_RESPONSE", message=repr(entry)[:200])
     details = _details(entry)
     if str(entry.get("status", "")).lower() == "success":
-        kind = OutcomeKind.UPDATED if entry.get("action") == "update" else OutcomeKind.ADDED
+        updated = entry.get("action") == "update" or entry.get("message") == "record updated"
         record_id = details.get("id")
-        return Outcome(key, kind, record_id=None if record_id is None else str(record_id))
+        # Only an update names a real match; some insert answers carry a stale duplicate_field.
+        matched = entry.get("duplicate_field") if entry.get("action") == "update" else None
+        return Outcome(
+            key,
+            OutcomeKind.UPDATED if updated else OutcomeKind.ADDED,
+            record_id=None if record_id is None else str(record_id),
+            matched_by=None if matched is None else str(matched),
+        )
     code, details = _first_error(entry, details)
     kind = OutcomeKind.RETRY if code in RETRYABLE_CODES else OutcomeKind.SKIPPED
     field = details.get("api_name") or _json_path_field(details.get("json_path"))
     message = entry.get("message")
+    holder = details.get("duplicate_record")
+    holder_id = holder.get("id") if isinstance(holder, Mapping) else None
     return Outcome(
         key,
         kind,
         code=code,
         field=None if field is None else str(field),
         message=None if message is None else str(message),
+        holder_id=None if holder_id is None else str(holder_id),
     )
+
+
+def gone_outcome(outcome: Outcome) -> Outcome:
+    """An update whose record id Zoho does not know (deleted in the CRM) is not the row's fault:
+    the engine forgets the id and creates the record again."""
+    if outcome.code in ("INVALID_DATA", "ENTITY_ID_INVALID") and outcome.field == "id":
+        return Outcome(
+            outcome.key, OutcomeKind.RETRY, code=RECORD_GONE_CODE, message=outcome.message
+        )
+    return outcome
 
 
 def send_upsert(
@@ -121,6 +169,45 @@ def send_upsert(
     )
     response = api.send(call)
     return parse_upsert_response(chunk, api.json(response))
+
+
+def send_insert(
+    api: ZohoApi, module: str, unique_field: str, chunk: Sequence[CrmRecord], trigger: Sequence[str]
+) -> list[Outcome]:
+    """One Insert call for at most 100 distinct records."""
+    call = Call(
+        "POST",
+        f"/crm/v8/{module}",
+        CallKind.INSERT,
+        upsert_call_cost(len(chunk)),
+        json=insert_body(chunk, unique_field, trigger),
+        # Repeated after a lost reply, an insert answers DUPLICATE_DATA on the unique field,
+        # naming the record the first attempt made: the engine adopts it (so: idempotent).
+        accepts_data_errors=True,
+    )
+    response = api.send(call)
+    return parse_upsert_response(chunk, api.json(response))
+
+
+def send_update(
+    api: ZohoApi,
+    module: str,
+    unique_field: str,
+    chunk: Sequence[CrmRecord],
+    record_ids: Mapping[str, str],
+    trigger: Sequence[str],
+) -> list[Outcome]:
+    """One Update call (by record id) for at most 100 distinct records."""
+    call = Call(
+        "PUT",
+        f"/crm/v8/{module}",
+        CallKind.UPDATE,
+        upsert_call_cost(len(chunk)),
+        json=update_body(chunk, unique_field, record_ids, trigger),
+        accepts_data_errors=True,
+    )
+    response = api.send(call)
+    return [gone_outcome(o) for o in parse_upsert_response(chunk, api.json(response))]
 
 
 def _details(entry: Mapping[str, Any]) -> Mapping[str, Any]:

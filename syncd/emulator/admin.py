@@ -28,6 +28,10 @@ class EmulatorAdmin:
         data: list[dict[str, Any]] = self._call("GET", f"/_emulator/records/{module}")["data"]
         return data
 
+    def delete_record(self, module: str, record_id: str) -> None:
+        """Delete a record as a person in the CRM would (``HTTPStatusError`` 404 if none)."""
+        self._call("DELETE", f"/_emulator/records/{module}/{record_id}")
+
     def stats(self) -> dict[str, Any]:
         """Calls per endpoint, statuses, credits, tokens, peak concurrency, 429s, bulk counts."""
         return self._call("GET", "/_emulator/stats")

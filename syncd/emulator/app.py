@@ -3,6 +3,8 @@
 Admin routes (no auth, never faulted, never charged)::
 
     GET  /_emulator/records/{module}   {"module", "count", "data": [record, ...]}
+    DELETE /_emulator/records/{module}/{record_id}
+                                       {"deleted": 1}, or 404: someone deleted it in the CRM
     GET  /_emulator/stats              calls, statuses, credits, tokens, concurrency, 429s, ...
     GET  /_emulator/jobs               {"jobs": [job details, ...]}
     GET  /_emulator/faults             the faults in force
@@ -44,6 +46,17 @@ class AdminHandlers:
         with self.emu.store.lock:
             data = list(store.records())
         return JSONResponse({"module": store.schema.api_name, "count": len(data), "data": data})
+
+    async def delete_record(self, request: Request) -> Response:
+        """A record deleted in the CRM by a person (frees its unique values)."""
+        store = self.emu.store.module(request.path_params["module"])
+        if store is None:
+            return JSONResponse({"error": "unknown module"}, status_code=404)
+        with self.emu.store.lock:
+            deleted = store.delete(request.path_params["record_id"])
+        if not deleted:
+            return JSONResponse({"error": "no such record"}, status_code=404)
+        return JSONResponse({"deleted": 1})
 
     async def stats(self, request: Request) -> Response:
         return JSONResponse(self.emu.snapshot())
@@ -88,6 +101,7 @@ def create_app(emulator: Emulator) -> Starlette:
     routes = [
         *crm_routes(emulator, Gateway(emulator)),
         Route("/_emulator/records/{module}", admin.records, methods=["GET"]),
+        Route("/_emulator/records/{module}/{record_id}", admin.delete_record, methods=["DELETE"]),
         Route("/_emulator/stats", admin.stats, methods=["GET"]),
         Route("/_emulator/jobs", admin.jobs, methods=["GET"]),
         Route("/_emulator/faults", admin.faults, methods=["GET", "POST"]),

@@ -79,6 +79,14 @@ class Emulator:
         with self.store.lock:
             return self.writer.write(op, store, data, order, record_id)
 
+    def read_records(
+        self, store: ModuleStore, ids: Sequence[str], fields: Sequence[str] | None
+    ) -> list[dict[str, Any]]:
+        """The records of ``ids`` that exist, in that order: ``id`` and ``fields`` (None: all)."""
+        with self.store.lock:
+            found = [store.get(record_id) for record_id in ids]
+            return [store.as_dict(record, fields) for record in found if record is not None]
+
     def create_job(self, request: JobRequest) -> Job:
         job = Job(
             id=self.store.ids.next_id(),

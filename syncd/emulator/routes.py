@@ -1,4 +1,5 @@
-"""The Zoho routes: OAuth token, org, fields metadata, records, bulk upload/job/status/result."""
+"""The Zoho routes: OAuth token, org, fields metadata, records (write and read by id), bulk
+upload/job/status/result."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from syncd.emulator.gateway import (
     hold_complex_slot,
     json_response,
 )
+from syncd.emulator.reads import requested_fields, requested_ids
 from syncd.emulator.records import Operation, check_order, parse_payload
 from syncd.emulator.store import ModuleStore
 
@@ -41,7 +43,9 @@ _OP_SCOPES = {
     "insert": ("CREATE", "WRITE"),
     "update": ("UPDATE", "WRITE"),
     "upsert": ("CREATE", "WRITE"),
+    "read": ("READ",),
 }
+_ALL_MODULE_SCOPES = {"read": ("ZohoCRM.modules.READ",)}
 # the bulk upload host's own error shape, from the v8 OAS bulk_write.json API_Exception
 UPLOAD_HEADER_ERROR = {
     "ERROR_CODE": 400,
@@ -59,7 +63,7 @@ def record_scopes(op: str) -> Scopes:
     def scopes(request: Request) -> tuple[str, ...]:
         module = request.path_params.get("module", "")
         specific = tuple(f"ZohoCRM.modules.{module}.{level}" for level in ("ALL", *_OP_SCOPES[op]))
-        return ("ZohoCRM.modules.ALL", *specific)
+        return ("ZohoCRM.modules.ALL", *_ALL_MODULE_SCOPES.get(op, ()), *specific)
 
     return scopes
 
@@ -125,6 +129,25 @@ class CrmHandlers:
         emu.credits.charge(math.ceil(len(data) / 10))
         status, body = await run_in_threadpool(emu.write_records, op, store, data, order, record_id)
         return json_response(status, body)
+
+    async def get_records(self, request: Request) -> Response:
+        """``GET /crm/v8/{module}?ids=..&fields=..`` (see ``syncd.emulator.reads``)."""
+        store = self._module(request)
+        fields = requested_fields(store, request.query_params, required=True)
+        return await self._read(store, requested_ids(request.query_params), fields)
+
+    async def get_record(self, request: Request) -> Response:
+        """``GET /crm/v8/{module}/{record_id}``: ``fields`` is optional here."""
+        store = self._module(request)
+        fields = requested_fields(store, request.query_params, required=False)
+        return await self._read(store, [request.path_params["record_id"]], fields)
+
+    async def _read(self, store: ModuleStore, ids: list[str], fields: list[str] | None) -> Response:
+        self.emu.credits.charge(1)
+        data = await run_in_threadpool(self.emu.read_records, store, ids, fields)
+        if not data:
+            return Response(status_code=204)
+        return json_response(200, {"data": data})
 
     def _module(self, request: Request) -> ModuleStore:
         store = self.emu.store.module(request.path_params["module"])
@@ -229,6 +252,8 @@ def crm_routes(emulator: Emulator, gateway: Gateway) -> list[Route]:
             h.download,
             fixed(BULK_READ_SCOPES),
         ),
+        crm("/crm/v8/{module}", "GET", h.get_records, record_scopes("read")),
+        crm("/crm/v8/{module}/{record_id}", "GET", h.get_record, record_scopes("read")),
         crm("/crm/v8/{module}", "POST", h.insert, record_scopes("insert")),
         crm("/crm/v8/{module}", "PUT", h.update, record_scopes("update")),
         crm("/crm/v8/{module}/upsert", "POST", h.upsert, record_scopes("upsert")),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from syncd.emulator.schema import FieldSpec, ModuleSchema, Schema
@@ -107,6 +107,15 @@ class ModuleStore:
                 self._index(spec, old[slot], record_id, add=False)
                 self._index(spec, record[slot], record_id, add=True)
 
+    def delete(self, record_id: str) -> bool:
+        """Remove the record (and free its unique values); False if there is none."""
+        record = self._records.pop(record_id, None)
+        if record is None:
+            return False
+        for spec, slot in self._indexed:
+            self._index(spec, record[slot], record_id, add=False)
+        return True
+
     def _index(self, spec: FieldSpec, value: Any, record_id: str, *, add: bool) -> None:
         if value is None or value == "":
             return
@@ -125,8 +134,11 @@ class ModuleStore:
         elif record_id in more.get(key, ()):
             more[key].remove(record_id)
 
-    def as_dict(self, record: Record) -> dict[str, Any]:
-        return {name: record[slot] for name, slot in self.slot.items()}
+    def as_dict(self, record: Record, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """The record as the records API shows it: all fields, or ``id`` plus ``names``."""
+        if names is None:
+            return {name: record[slot] for name, slot in self.slot.items()}
+        return {"id": record[ID]} | {name: record[self.slot[name]] for name in names}
 
     def records(self) -> Iterator[dict[str, Any]]:
         return (self.as_dict(r) for r in self._records.values())

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from syncd.engine.identity import claim_records, remember, resend_displaced, write_records
 from syncd.engine.runtime import PipelineRuntime, ensure_may_send
 from syncd.errors import RowNotRepresentable
 from syncd.model import (
@@ -153,9 +154,13 @@ def apply_outcomes(
 
     A row with no outcome at all counts as a retry: it keeps flag false and goes again.
     """
+    claims = claim_records(rt, outcomes)
+    outcomes = claims.outcomes
     by_key = {o.key: o for o in outcomes}
     confirmed = [r for r in rows if (o := by_key.get(r.key_text)) is not None and o.confirmed]
     confirmation = rt.source.mark_synced(confirmed)
+    remember(rt, rows, outcomes, confirmation)
+    resend_displaced(rt, claims.displaced, {r.key_text for r in rows})
     if confirmation.marked:
         marked = sorted(confirmation.marked)
         rt.state.release_rejects(rt.name, marked)
@@ -183,6 +188,8 @@ def apply_outcomes(
         rejected=len(rejects) + parked,
         retried=retried,
         stale=confirmation.stale,
+        takeovers=claims.takeovers,
+        collisions=claims.collisions,
     )
     logger.info(
         "applied %d outcomes: %d confirmed, %d rejected, %d to retry, %d changed meanwhile",
@@ -273,8 +280,8 @@ def _loop_reason(key: str, columns: tuple[str, ...], confirmation: Confirmation)
     )
 
 
-def send_upsert(rt: PipelineRuntime, rows: Sequence[PendingRow]) -> tuple[RunCounts, set[str]]:
-    """Send rows through the Upsert API and apply the result.
+def send_records(rt: PipelineRuntime, rows: Sequence[PendingRow]) -> tuple[RunCounts, set[str]]:
+    """Send rows through the records API (each to its own record) and apply the result.
 
     Returns the counts and the keys to try again soon (transient outcomes).
     """
@@ -282,7 +289,7 @@ def send_upsert(rt: PipelineRuntime, rows: Sequence[PendingRow]) -> tuple[RunCou
     if not records:
         return encoded.counts, set()
     ensure_may_send(rt)
-    outcomes = rt.crm.upsert(rt.module, rt.unique_field, records)
+    outcomes = write_records(rt, records)
     counts = apply_outcomes(rt, encoded.rows, outcomes)
     retry = {o.key for o in outcomes if o.kind is OutcomeKind.RETRY}
     retry |= {r.key_text for r in encoded.rows} - {o.key for o in outcomes}

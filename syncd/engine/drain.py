@@ -19,7 +19,7 @@ from syncd.engine.apply import (
     apply_outcomes,
     encode_bulk_rows,
     prune_rejects,
-    send_upsert,
+    send_records,
     sendable_pages,
 )
 from syncd.engine.backoff import BULK_PAUSE_AFTER, BULK_SCOPE, next_attempt
@@ -115,7 +115,7 @@ def _drain_round(
                 break  # left pending: they go once the backoff has passed
             sent += len(rows)
             if plan.api is Api.UPSERT:
-                counts = counts + send_upsert(rt, rows)[0]
+                counts = counts + send_records(rt, rows)[0]
             else:
                 encoded, bulk_rows = encode_bulk_rows(rt, rows)
                 counts = counts + encoded.counts  # rows syncd itself rejects (NOT_REPRESENTABLE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from syncd.engine.apply import send_upsert, sendable, sendable_pages
+from syncd.engine.apply import send_records, sendable, sendable_pages
 from syncd.engine.backoff import RECORD_BASE_DELAY, RECORD_MAX_DELAY, next_attempt
 from syncd.engine.drain import bulk_paused, check_budget, drain, recover_jobs
 from syncd.engine.flush import decide_flush
@@ -90,7 +90,7 @@ def flush(rt: PipelineRuntime, keys: list[str], reason: str) -> RunCounts:
             "credits": plan.credits,
         },
     )
-    counts, retry = send_upsert(rt, rows) if rows else (RunCounts(), set())
+    counts, retry = send_records(rt, rows) if rows else (RunCounts(), set())
     # Keys that went (or no longer need to go) leave the buffer; transient ones stay, oldest,
     # but each waits for its own backoff: a locked record is not re-sent at every poll.
     rt.state.buffer_remove(rt.name, [k for k in keys if k not in retry])

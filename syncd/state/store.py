@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from syncd.errors import StateError
-from syncd.model import Backoff, JobState, Reject, RunCounts
+from syncd.model import Backoff, Identity, JobState, Reject, RunCounts
 from syncd.ports import CachedToken, OpenJob
 from syncd.state import migrate
 from syncd.state.tables import (
@@ -30,6 +30,7 @@ from syncd.state.tables import (
     buffer,
     bulk_jobs,
     credit_ledger,
+    identities,
     leases,
     org_credits,
     rejects,
@@ -606,6 +607,98 @@ class StateStore:
 
     def count_rejects(self, pipeline: str) -> int:
         query = select(func.count()).where(rejects.c.pipeline == pipeline)
+        with self._tx() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # -- the record-identity map -----------------------------------------------------------------
+
+    def record_identities(self, pipeline: str, items: Sequence[Identity]) -> None:
+        """Remember which record each key owns; ``None`` confirmation fields keep what was known.
+
+        A record belongs to one key: a key given a record another key held takes it over here
+        (the caller has decided who owns it), so the map never names one record twice.
+        """
+        if not items:
+            return
+        with self._tx() as conn:
+            for part in _chunks(list(items)):
+                conn.execute(
+                    delete(identities).where(
+                        identities.c.pipeline == pipeline,
+                        identities.c.record_id.in_([i.record_id for i in part]),
+                        identities.c.key.not_in([i.key for i in part]),
+                    )
+                )
+                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+                stmt = dialect.insert(identities)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["pipeline", "key"],
+                    set_={
+                        "record_id": stmt.excluded.record_id,
+                        "seen_at": stmt.excluded.seen_at,
+                        "confirmed_at": func.coalesce(
+                            stmt.excluded.confirmed_at, identities.c.confirmed_at
+                        ),
+                        "content_hash": func.coalesce(
+                            stmt.excluded.content_hash, identities.c.content_hash
+                        ),
+                    },
+                )
+                conn.execute(
+                    stmt,
+                    [
+                        {
+                            "pipeline": pipeline,
+                            "key": i.key,
+                            "record_id": i.record_id,
+                            "seen_at": i.seen_at,
+                            "confirmed_at": i.confirmed_at,
+                            "content_hash": i.content_hash,
+                        }
+                        for i in part
+                    ],
+                )
+
+    def record_ids(self, pipeline: str, keys: Sequence[str]) -> dict[str, str]:
+        """key -> the CRM record id it owns, for the keys the map knows."""
+        return self._identity_pairs(pipeline, identities.c.key, identities.c.record_id, keys)
+
+    def record_owners(self, pipeline: str, record_ids: Sequence[str]) -> dict[str, str]:
+        """record id -> the key that owns it, for the records the map knows."""
+        return self._identity_pairs(pipeline, identities.c.record_id, identities.c.key, record_ids)
+
+    def _identity_pairs(
+        self, pipeline: str, by: Any, wanted: Any, values: Sequence[str]
+    ) -> dict[str, str]:
+        found: dict[str, str] = {}
+        if not values:
+            return found
+        with self._tx() as conn:
+            for part in _chunks(list(values)):
+                query = select(by, wanted).where(identities.c.pipeline == pipeline, by.in_(part))
+                found.update({str(a): str(b) for a, b in conn.execute(query)})
+        return found
+
+    def identity(self, pipeline: str, key: str) -> Identity | None:
+        query = select(identities).where(identities.c.pipeline == pipeline, identities.c.key == key)
+        with self._tx() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return Identity(row.key, row.record_id, row.seen_at, row.confirmed_at, row.content_hash)
+
+    def forget_identities(self, pipeline: str, keys: Sequence[str]) -> None:
+        """Forget the records of these keys (Zoho says the record no longer exists)."""
+        with self._tx() as conn:
+            for part in _chunks(list(keys)):
+                conn.execute(
+                    delete(identities).where(
+                        identities.c.pipeline == pipeline, identities.c.key.in_(part)
+                    )
+                )
+
+    def count_identities(self, pipeline: str) -> int:
+        query = select(func.count()).where(identities.c.pipeline == pipeline)
         with self._tx() as conn:
             return int(conn.execute(query).scalar_one())
 

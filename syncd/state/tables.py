@@ -137,6 +137,21 @@ unconfirmed = Table(
     Column("last_at", UtcDateTime(), nullable=False),
 )
 
+# The record-identity map: which CRM record each legacy key owns (from every bulk result and
+# records-API reply), and what was last confirmed there. A record belongs to one key only, so a
+# reply naming a record another key owns is a take-over, never silently accepted.
+identities = Table(
+    "syncd_identities",
+    metadata,
+    Column("pipeline", String(100), primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("record_id", String(32), nullable=False),
+    Column("seen_at", UtcDateTime(), nullable=False),  # when Zoho last named this record
+    Column("confirmed_at", UtcDateTime()),  # when the row was last marked synced
+    Column("content_hash", String(64)),  # fingerprint of what was then confirmed
+    Index("ix_syncd_identities_record", "pipeline", "record_id", unique=True),
+)
+
 # Backoff that survives a restart, per pipeline and scope ("bulk": creating bulk jobs). A scope
 # with a ``next_at`` in the future is not tried again before then.
 backoffs = Table(

@@ -187,7 +187,8 @@ def test_version_and_help() -> None:
     """--version prints the version; --help lists the operator's commands."""
     assert syncd("--version").stdout.startswith("syncd, version ")
     help_text = syncd("--help").stdout
-    for command in ("check", "initial-sync", "run", "status", "rejects", "emulator", "ddl"):
+    commands = ("check", "initial-sync", "run", "status", "rejects", "lookup", "emulator", "ddl")
+    for command in commands:
         assert command in help_text
 
 

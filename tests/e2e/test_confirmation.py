@@ -15,7 +15,7 @@ from syncd.emulator.admin import EmulatorAdmin
 from syncd.emulator.server import EmulatorServer
 from syncd.engine.apply import NOT_CONVERGING_AFTER, NOT_CONVERGING_CODE
 from syncd.engine.runs import run_drain
-from tests.helpers.e2e import open_app, write_config
+from tests.helpers.e2e import open_app, record_writes, write_config
 
 ROWS = 30
 
@@ -43,7 +43,7 @@ def _legacy_table(path: Path) -> str:
 
 
 def _upsert_calls(admin: EmulatorAdmin) -> int:
-    return sum(n for name, n in admin.stats()["calls"].items() if "upsert" in name)
+    return record_writes(admin.stats()["calls"])
 
 
 def test_a_row_whose_flag_never_sticks_is_parked_after_three_confirmations(
@@ -64,7 +64,7 @@ def test_a_row_whose_flag_never_sticks_is_parked_after_three_confirmations(
             assert admin.stats()["credits"]["used"] == credits  # the parked rows cost nothing
             assert _upsert_calls(admin) == calls
 
-    # One upsert call per round: 30 rows fit one call.
+    # One records call per round: 30 rows fit one call.
     assert calls == NOT_CONVERGING_AFTER
     assert first.counts.stale == ROWS * (NOT_CONVERGING_AFTER - 1) + ROWS
     assert first.counts.confirmed == 0 and first.left_pending == 0

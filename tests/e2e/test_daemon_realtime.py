@@ -13,10 +13,9 @@ from sqlalchemy import Engine
 from syncd.emulator.server import EmulatorServer
 from syncd.state.store import StateStore
 from tests.helpers.daemon import SyncdProcess, wait_until
-from tests.helpers.e2e import assert_mirrored, crm_by_key, write_config
+from tests.helpers.e2e import assert_mirrored, crm_by_key, record_writes, write_config
 from tests.helpers.orders import add_orders, change_orders, create_orders, order, pending_keys
 
-UPSERT = "POST /crm/v8/{module}/upsert"
 POLL, MAX_DELAY = 1.0, 3.0
 TIMING = f'poll_interval = "{POLL:.0f}s"\nmax_delay = "{MAX_DELAY:.0f}s"'
 
@@ -35,9 +34,9 @@ def legacy(pg_url: str) -> Iterator[Engine]:
 
 
 def upserts(emulator: EmulatorServer) -> tuple[int, int]:
-    """(upsert calls so far, Orders records in the CRM)."""
+    """(records API calls so far, Orders records in the CRM)."""
     stats = emulator.admin.stats()
-    return int(stats["calls"].get(UPSERT, 0)), int(stats["records"].get("Orders", 0))
+    return record_writes(stats["calls"]), int(stats["records"].get("Orders", 0))
 
 
 def test_burst_goes_as_two_full_calls_at_once_and_the_rest_after_max_delay(

@@ -102,11 +102,11 @@ def assert_status(data: dict[str, Any], holder: str) -> None:
     initial = pipeline["last_runs"][-1]
     assert (initial["kind"], initial["status"]) == ("initial", "succeeded")
     assert (initial["sent"], initial["confirmed"], initial["rejected"]) == (31, 30, 1)
-    assert initial["credits"] == 4  # one upsert call of 31 records
+    assert initial["credits"] == 4  # one insert call of 31 records
     credits = data["credits"]
     assert credits["spent_24h"] >= 4 and credits["budget"] == BUDGET
     assert credits["remaining"] == BUDGET - credits["spent_24h"]
-    assert credits["calls_24h"]["upsert"] == {"calls": 1, "credits": 4}
+    assert credits["calls_24h"]["insert"] == {"calls": 1, "credits": 4}
 
 
 def assert_metrics(samples: dict[tuple[str, Any], float], data: dict[str, Any]) -> None:
@@ -118,7 +118,7 @@ def assert_metrics(samples: dict[tuple[str, Any], float], data: dict[str, Any]) 
     assert samples[("syncd_oldest_pending_age_seconds", orders)] >= 1
     assert samples[("syncd_credits_spent_24h", ())] == data["credits"]["spent_24h"]
     assert samples[("syncd_credit_budget", ())] == BUDGET
-    assert samples[("syncd_api_calls_24h", (("kind", "upsert"),))] == 1
+    assert samples[("syncd_api_calls_24h", (("kind", "insert"),))] == 1
     assert samples[("syncd_api_calls_24h", (("kind", "org"),))] == 1
     assert abs(samples[("syncd_last_success_timestamp_seconds", orders)] - time.time()) < 30
 

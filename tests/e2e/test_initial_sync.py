@@ -16,7 +16,15 @@ from sqlalchemy import select
 
 from syncd.emulator.server import EmulatorServer
 from syncd.state.store import StateStore
-from tests.helpers.e2e import assert_mirrored, crm_by_key, run_syncd, write_config
+from tests.helpers.e2e import (
+    INSERT_CALL,
+    RECORD_WRITES,
+    assert_mirrored,
+    crm_by_key,
+    record_writes,
+    run_syncd,
+    write_config,
+)
 from tests.helpers.orders import change_orders, create_orders, order, orders_table, pending_keys
 
 # Row i gets one of these faults when i % 1000 is the key; each is refused by Zoho for a reason
@@ -26,7 +34,7 @@ INVALID: dict[int, tuple[dict[str, Any], tuple[str, str]]] = {
     2: ({"customer_email": "not-an-email"}, ("INVALID_DATA", "Customer_Email")),
     3: ({"status": "Lost"}, ("INVALID_DATA", "Status")),
 }
-WRITE_CALLS = ("POST /crm/v8/{module}/upsert", "POST /crm/v8/upload", "POST /crm/bulk/v8/write")
+WRITE_CALLS = (*RECORD_WRITES, "POST /crm/v8/upload", "POST /crm/bulk/v8/write")
 
 
 def orders_with_invalid(count: int) -> list[dict[str, Any]]:
@@ -83,7 +91,7 @@ def test_every_row_is_mirrored_or_a_reject_with_zohos_reason(
         }
         stats = server.admin.stats()
         assert stats["bulk"]["jobs_created"] == jobs
-        assert stats["calls"].get("POST /crm/v8/{module}/upsert", 0) == 0
+        assert record_writes(stats["calls"]) == 0
         ledger = state.calls_since(state.last_runs("orders")[0].started_at)
         assert ledger["bulk_job"] == (jobs, 500 * jobs)
         state.close()
@@ -133,7 +141,7 @@ def test_rejects_wait_for_a_fix_or_a_retry(tmp_path: Path, sqlite_url: str) -> N
         fixed = run_syncd(config, "initial-sync")
         assert fixed.returncode == 0, fixed.stderr[-3000:]
         assert summary_number(fixed.stdout, "confirmed") == 1
-        assert write_calls(server)["POST /crm/v8/{module}/upsert"] == 1
+        assert write_calls(server)[INSERT_CALL] == 1  # 1001 never reached the CRM
         assert crm_by_key(server.base_url)["1001"]["Name"] == "SO-FIXED"
         state = StateStore.open(state_url)
         assert state.get_reject("orders", "1001") is None
@@ -150,7 +158,7 @@ def test_rejects_wait_for_a_fix_or_a_retry(tmp_path: Path, sqlite_url: str) -> N
 
         retried = run_syncd(config, "initial-sync")
         assert retried.returncode == 0
-        assert write_calls(server)["POST /crm/v8/{module}/upsert"] == 2, "2002 was not re-sent"
+        assert write_calls(server)[INSERT_CALL] == 2, "2002 was not re-sent"
         reject = state.get_reject("orders", "2002")
         assert reject is not None and reject.code == "INVALID_DATA"
         assert_mirrored(sqlite_url, server.base_url, state)

@@ -16,14 +16,14 @@ from syncd.emulator.server import EmulatorServer
 from syncd.emulator.settings import EmulatorSettings, Faults
 from syncd.engine.realtime import realtime_tick
 from syncd.engine.runs import run_drain
-from tests.helpers.e2e import MovableClock, open_app, write_config
+from tests.helpers.e2e import MovableClock, open_app, record_writes, write_config
 from tests.helpers.sqlite_orders import pending, sqlite3_orders
 
 POLL = timedelta(seconds=5)
 
 
 def _upserts(admin: EmulatorAdmin) -> int:
-    return sum(n for name, n in admin.stats()["calls"].items() if "upsert" in name)
+    return record_writes(admin.stats()["calls"])
 
 
 def test_a_locked_record_is_retried_on_a_growing_backoff_not_at_every_poll(

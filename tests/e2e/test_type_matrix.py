@@ -8,7 +8,7 @@ each variant:
 1. one initial sync confirms every valid row, and the CRM holds what the legacy application
    wrote (the expected CRM values are written out by hand here, not computed by syncd's code);
 2. a second run makes no CRM call;
-3. a native edit goes out exactly once: one upsert call, then silence;
+3. a native edit goes out exactly once: one update call by record id, then silence;
 4. a native edit made while its bulk job is in flight is sent again, never lost.
 
 Naive timestamps are read in ``source.timezone = "Europe/Berlin"``.
@@ -39,13 +39,12 @@ from syncd.emulator.settings import EmulatorSettings
 from syncd.engine.apply import LOCAL_REJECT_CODE
 from syncd.engine.drain import DrainResult
 from syncd.engine.runs import run_drain
-from tests.helpers.e2e import open_app
+from tests.helpers.e2e import UPDATE_CALL, open_app
 from tests.helpers.native import NativeDatabase, native
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MODULE = "Legacy"
 PIPELINE = "legacy"
-UPSERT_CALL = "POST /crm/v8/{module}/upsert"
 BULK_PADDING = 6_000  # past the 5,000-row break-even: the initial sync goes through Bulk Write
 UPSERT_PADDING = 300  # below it: the initial sync goes through the Upsert API
 FIRST_PADDED = 1_000  # padding rows are numbered from here
@@ -872,7 +871,7 @@ def test_initial_sync_confirms_every_row_and_a_rerun_calls_nothing(
 def test_a_native_edit_goes_out_exactly_once(
     request: pytest.FixtureRequest, tmp_path: Path, variant: Variant
 ) -> None:
-    """A native UPDATE of one value is sent by exactly one upsert call, then never again."""
+    """A native UPDATE of one value is sent by exactly one update call, then never again."""
     edit = variant.edits[0]
     (row,) = edited_rows(variant, (edit,))
     key = variant.key_text(edit.n)
@@ -886,14 +885,14 @@ def test_a_native_edit_goes_out_exactly_once(
         after = h.stats()
         flags = h.flags()
 
-    assert call_delta(before, middle) == {UPSERT_CALL: 1}
+    assert call_delta(before, middle) == {UPDATE_CALL: 1}  # by record id, nothing else
     assert middle["credits"]["used"] - before["credits"]["used"] == 1
     assert (sent.counts.sent, sent.counts.confirmed, sent.counts.credits) == (1, 1, 1)
     assert mismatches(variant, [row], crm_after) == []
     assert not same(edit.expected, crm_before[key][variant.column(edit.column).field])
     assert {k: r for k, r in crm_after.items() if k != key} == {
         k: r for k, r in crm_before.items() if k != key
-    }, "the upsert touched another record"
+    }, "the update touched another record"
     assert flags[key] is True
     assert quiet.counts.sent == 0
     assert call_delta(middle, after) == {}, "the edit was sent a second time"

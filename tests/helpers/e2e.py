@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +27,18 @@ from syncd.state.store import StateStore
 from tests.helpers.orders import FIELDS, orders_table
 
 FIELD_LINES = "\n".join(f'{f.api_name} = "{f.column}"' for f in FIELDS)
+
+# The records API calls, as the emulator counts them: syncd inserts keys it has no record for
+# and updates the others by record id (it never upserts: see syncd.engine.identity).
+INSERT_CALL = "POST /crm/v8/{module}"
+UPDATE_CALL = "PUT /crm/v8/{module}"
+UPSERT_CALL = "POST /crm/v8/{module}/upsert"
+RECORD_WRITES = (INSERT_CALL, UPDATE_CALL, UPSERT_CALL)
+
+
+def record_writes(calls: Mapping[str, int]) -> int:
+    """How many records API calls (insert, update, upsert) the emulator's call counts hold."""
+    return sum(calls.get(name, 0) for name in RECORD_WRITES)
 
 
 def write_config(

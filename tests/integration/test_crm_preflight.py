@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 from syncd.crm import CrmClient
+from syncd.emulator.schema import Schema
 from syncd.emulator.server import EmulatorServer
+from syncd.emulator.settings import EmulatorSettings
 from syncd.model import FieldMap, FieldType
 from syncd.state.store import StateStore
+from tests.helpers.schemas import orders_schema
 from tests.integration.crm_fixtures import *  # noqa: F403  (registers the CRM fixtures)
 from tests.integration.crm_fixtures import FAST_RETRY, SystemClock, crm_settings
 
@@ -64,3 +72,58 @@ def test_configured_org_must_match_the_token(
     assert report.problems == (
         "crm.org_id is 123 but the token belongs to org 808232144: fix crm.org_id",
     )
+
+
+@contextmanager
+def client_for(schema: Schema, directory: Path) -> Iterator[CrmClient]:
+    """A CrmClient on an emulator of its own whose org has ``schema``, with a state store of
+    its own (a cached token names its emulator's API domain)."""
+    store = StateStore.open(f"sqlite:///{directory}/state-{uuid.uuid4().hex}.db")
+    try:
+        with (
+            EmulatorServer(EmulatorSettings(schema=schema)) as server,
+            CrmClient(
+                crm_settings(server.base_url), store, store, SystemClock(), retry=FAST_RETRY
+            ) as crm,
+        ):
+            yield crm
+    finally:
+        store.close()
+
+
+def test_other_unique_fields_are_named_with_their_mapping(tmp_path: Path) -> None:
+    """Unique fields besides the key field warn, each named as mapped (from which column) or not."""
+    schema = orders_schema(
+        unique=["Customer_Email"], extra=[{"api_name": "Tracking_No", "unique": True}]
+    )
+    fields = [*FIELDS, FieldMap("Customer_Email", "email")]
+    with client_for(schema, tmp_path) as crm:
+        report = crm.preflight("Orders", "parent_id", fields, {**TYPES, "email": FieldType.TEXT})
+    assert report.ok, report.problems  # a warning, not a problem
+    assert report.warnings == (
+        "Orders has unique fields besides parent_id: Customer_Email (mapped from column "
+        "'email'), Tracking_No (not mapped)\n"
+        "Zoho's upsert would match a row to another record by them; syncd writes by record "
+        "id and insert instead, so a row whose value is already on another record is refused "
+        "(DUPLICATE_DATA) and listed as a reject naming that record's key.",
+    )
+
+
+def test_an_unmapped_second_unique_field_is_named_too(tmp_path: Path) -> None:
+    """A unique field syncd does not write is still named, as not mapped."""
+    with client_for(orders_schema(unique=["Customer_Email"]), tmp_path) as crm:
+        report = crm.preflight("Orders", "parent_id", FIELDS, TYPES)
+    assert len(report.warnings) == 1
+    assert report.warnings[0].startswith(
+        "Orders has unique fields besides parent_id: Customer_Email (not mapped)\n"
+    )
+
+
+def test_key_field_case_sensitivity_comes_from_the_metadata(tmp_path: Path) -> None:
+    """The report says the key field ignores case unless its metadata says case-sensitive."""
+    with client_for(orders_schema(key_case_sensitive=False), tmp_path) as crm:
+        insensitive = crm.preflight("Orders", "parent_id", FIELDS, TYPES)
+    with client_for(orders_schema(key_case_sensitive=True), tmp_path) as crm:
+        sensitive = crm.preflight("Orders", "parent_id", FIELDS, TYPES)
+    assert insensitive.key_case_insensitive and insensitive.warnings == ()
+    assert not sensitive.key_case_insensitive and sensitive.warnings == ()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
 from syncd.crm.api import Call, raise_for_response, retry_after_seconds, token_rejected
 from syncd.crm.bulk import job_request, normalise_state, parse_job_status
-from syncd.crm.preflight import check_fields
+from syncd.crm.preflight import check_fields, is_case_insensitive
 from syncd.errors import CrmAuthError, CrmFatalError, CrmRetriableError
 from syncd.model import BulkColumn, FieldMap, FieldType
 
@@ -140,3 +142,21 @@ def test_call_repr_hides_body_and_query() -> None:
     """What stamina logs for a retried call names it without record data or query string."""
     call = Call("POST", "https://x.zoho.com/a?sig=s3cret", "upsert", 10, json={"data": ["pii"]})
     assert repr(call) == "Call(POST https://x.zoho.com/a, kind=upsert, credits=10)"
+
+
+@pytest.mark.parametrize(
+    ("meta", "insensitive"),
+    [
+        ({"unique": {"case_sensitive": False}}, True),
+        ({"unique": {"case_sensitive": True}}, False),
+        ({"unique": {"other": 1}}, True),  # unique, case sensitivity not said: Zoho's default
+        ({"unique": {}}, False),  # not unique
+        ({}, False),
+        (None, False),  # no such field
+    ],
+)
+def test_key_field_ignores_case_unless_metadata_says_otherwise(
+    meta: dict[str, Any] | None, insensitive: bool
+) -> None:
+    """A unique field is case-insensitive when its metadata says so or says nothing."""
+    assert is_case_insensitive(meta) is insensitive

@@ -1,0 +1,325 @@
+"""One legacy row, one CRM record: the record-identity map and the take-over guard.
+
+Zoho's upsert matches an existing record by the unique field and, failing that, by any other
+unique field of the module (an e-mail marked "do not allow duplicates"), and unique fields may
+ignore case (reference §4.3). Either way one legacy row can overwrite another row's record. So:
+
+- rows are written by record id where the map knows it (an update by id falls back on nothing)
+  and created by insert otherwise (an insert never matches: a value another record holds comes
+  back as DUPLICATE_DATA naming that record);
+- an insert refused because the key itself is already in the CRM adopts that record only after
+  one GET shows it holds exactly this key (not a case variant of it);
+- every answer (records API and bulk results) is checked against the map: a record id that
+  another key owns, the same record named for two keys, or a match on another field is a
+  take-over. The row becomes a reject that names the other key, the displaced key is sent
+  again so its record is restored, and an error event is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from syncd.engine.runtime import PipelineRuntime
+from syncd.errors import BudgetExceeded, CrmRetriableError
+from syncd.model import (
+    RECORD_GONE_CODE,
+    Confirmation,
+    CrmRecord,
+    Identity,
+    Outcome,
+    OutcomeKind,
+    PendingRow,
+    content_hash,
+)
+
+logger = logging.getLogger(__name__)
+
+TAKEOVER_CODE = "RECORD_OF_ANOTHER_KEY"
+"""Code of a reject syncd raised: Zoho matched (or would match) the row to another key's record."""
+
+OVERWRITTEN_CODE = "RECORD_OVERWRITTEN"
+"""Outcome code of a row whose record another row overwrote in the same answer: sent again."""
+
+
+# -- writing rows through the records API ---------------------------------------------------------
+
+
+def write_records(rt: PipelineRuntime, records: Sequence[CrmRecord]) -> list[Outcome]:
+    """Send ``records`` so that each can only ever write its own CRM record.
+
+    Keys the map knows are updated by id; the rest are inserted. An update whose record was
+    deleted in the CRM forgets the id and inserts instead; an insert refused because the key is
+    already in the CRM adopts that record (once verified) and updates it. One outcome per key.
+    """
+    answers: dict[str, Outcome] = {}
+    known = rt.state.record_ids(rt.name, [r.key for r in records])
+    updates = [r for r in records if r.key in known]
+    inserts = [r for r in records if r.key not in known]
+    _guarded(answers, updates, lambda: rt.crm.update(rt.module, rt.unique_field, updates, known))
+    gone = [r for r in updates if answers[r.key].code == RECORD_GONE_CODE]
+    if gone:
+        _forget_gone(rt, [r.key for r in gone])
+        inserts += gone
+    _guarded(answers, inserts, lambda: rt.crm.insert(rt.module, rt.unique_field, inserts))
+    claimed = {
+        r.key: holder for r in inserts if (holder := _key_holder(rt, answers[r.key])) is not None
+    }
+    adopted = _adoptable(rt, claimed, answers)
+    again = [r for r in inserts if r.key in adopted]
+    _guarded(answers, again, lambda: rt.crm.update(rt.module, rt.unique_field, again, adopted))
+    return [answers[r.key] for r in records if r.key in answers]
+
+
+def _guarded(
+    answers: dict[str, Outcome],
+    records: Sequence[CrmRecord],
+    send: Callable[[], list[Outcome]],
+) -> None:
+    """Run one step of a write; a temporary failure after earlier steps were answered keeps
+    their outcomes and makes this step's records retries (the first step's failure is raised,
+    as the client does for its first call)."""
+    if not records:
+        return
+    try:
+        outcomes = send()
+    except (CrmRetriableError, BudgetExceeded) as exc:
+        if not answers:
+            raise
+        code = exc.code if isinstance(exc, CrmRetriableError) else "BUDGET_EXCEEDED"
+        outcomes = [Outcome(r.key, OutcomeKind.RETRY, code=code, message=str(exc)) for r in records]
+    answers.update({o.key: o for o in outcomes})
+
+
+def _forget_gone(rt: PipelineRuntime, keys: list[str]) -> None:
+    rt.state.forget_identities(rt.name, keys)
+    logger.warning(
+        "%d row(s) had CRM records that no longer exist (deleted in the CRM?); syncd creates "
+        "them again",
+        len(keys),
+        extra={"event": "records_gone", "pipeline": rt.name, "rows": len(keys)},
+    )
+
+
+def _key_holder(rt: PipelineRuntime, outcome: Outcome) -> str | None:
+    """The record an insert was refused for because it already holds the key itself."""
+    if outcome.code == "DUPLICATE_DATA" and outcome.field == rt.unique_field:
+        return outcome.holder_id
+    return None
+
+
+def _adoptable(
+    rt: PipelineRuntime, claimed: Mapping[str, str], answers: dict[str, Outcome]
+) -> dict[str, str]:
+    """key -> record id for the claimed records that hold exactly this key and no other key's.
+
+    A record another key owns is never adopted (a case-insensitive unique field makes 'ab-1'
+    collide with 'AB-1'); an unknown one is read once to compare its key exactly.
+    """
+    if not claimed:
+        return {}
+    owners = rt.state.record_owners(rt.name, sorted(set(claimed.values())))
+    for key, holder in claimed.items():
+        if holder in owners:
+            answers[key] = _refused_case(rt, key, owners[holder], holder)
+    unowned = {k: h for k, h in claimed.items() if h not in owners}
+    if not unowned:
+        return {}
+    held: dict[str, dict[str, object]] = {}
+    ids = sorted(set(unowned.values()))
+    try:
+        held = rt.crm.records_by_id(rt.module, ids, [rt.unique_field])
+    except (CrmRetriableError, BudgetExceeded) as exc:
+        for key in unowned:
+            answers[key] = Outcome(key, OutcomeKind.RETRY, code="LOOKUP_FAILED", message=str(exc))
+        return {}
+    adopted: dict[str, str] = {}
+    for key, holder in unowned.items():
+        values = held.get(holder)
+        if values is None:
+            answers[key] = Outcome(
+                key,
+                OutcomeKind.RETRY,
+                code="NO_RESULT",
+                message=f"Zoho named record {holder} as holding this key, then could not find it",
+            )
+        elif str(values.get(rt.unique_field)) == key:
+            adopted[key] = holder
+        else:
+            answers[key] = _refused_case(rt, key, str(values.get(rt.unique_field)), holder)
+    if adopted:
+        logger.info(
+            "%d row(s) already had CRM records syncd did not know; it adopts them by id",
+            len(adopted),
+            extra={"event": "records_adopted", "pipeline": rt.name, "rows": len(adopted)},
+        )
+    return adopted
+
+
+def _refused_case(rt: PipelineRuntime, key: str, other: str, record_id: str) -> Outcome:
+    return Outcome(
+        key,
+        OutcomeKind.SKIPPED,
+        code=TAKEOVER_CODE,
+        field=rt.unique_field,
+        message=(
+            f"Zoho matched this row to the record of key {other!r} by {rt.unique_field} "
+            f"(record {record_id}): the field treats {key!r} and {other!r} as the same value, "
+            "so syncd did not write this row. Give the rows keys that differ in more than case, "
+            f"or make {rt.unique_field} case-sensitive in Zoho."
+        ),
+    )
+
+
+# -- checking every answer against the map ---------------------------------------------------------
+
+
+@dataclass
+class Claims:
+    """Outcomes after the take-over guard, and what it found."""
+
+    outcomes: list[Outcome]
+    displaced: set[str] = field(default_factory=set)  # keys whose record another row overwrote
+    takeovers: int = 0  # rows that overwrote another key's record
+    collisions: int = 0  # rows Zoho refused rather than let them take another key's record
+
+
+def claim_records(rt: PipelineRuntime, outcomes: Sequence[Outcome]) -> Claims:
+    """Check each confirmed outcome's record against the map and the rest of the answer.
+
+    The first claimant of a record keeps it: the key the map says owns it, else the row that
+    created it (ADDED) or came first. Any other row naming that record, or matched by a field
+    other than the unique field, took over a record that is not its own.
+    """
+    confirmed = [o for o in outcomes if o.confirmed and o.record_id]
+    holders = [o.holder_id for o in outcomes if o.holder_id and o.field != rt.unique_field]
+    wanted = sorted({o.record_id for o in confirmed if o.record_id} | set(holders))
+    owners = dict(rt.state.record_owners(rt.name, wanted)) if wanted else {}
+    for o in sorted(confirmed, key=lambda o: o.kind is not OutcomeKind.ADDED):
+        if o.record_id and o.matched_by in (None, rt.unique_field):
+            owners.setdefault(o.record_id, o.key)
+    claims = Claims([])
+    for o in outcomes:
+        claims.outcomes.append(_claimed(rt, o, owners, claims))
+    if claims.displaced:
+        # A displaced row answered in this same batch must not be marked synced: its record
+        # now holds the other row's content. It goes again (as a retry) and restores it.
+        claims.outcomes = [
+            Outcome(o.key, OutcomeKind.RETRY, code=OVERWRITTEN_CODE, record_id=o.record_id)
+            if o.key in claims.displaced and o.confirmed
+            else o
+            for o in claims.outcomes
+        ]
+    return claims
+
+
+def _claimed(rt: PipelineRuntime, o: Outcome, owners: Mapping[str, str], claims: Claims) -> Outcome:
+    if o.holder_id and o.field != rt.unique_field:
+        claims.collisions += 1
+        return _collision(rt, o, owners.get(o.holder_id))
+    if not (o.confirmed and o.record_id):
+        return o
+    owner = owners.get(o.record_id)
+    other_field = o.matched_by not in (None, rt.unique_field)
+    if owner == o.key and not other_field:
+        return o
+    claims.takeovers += 1
+    if owner is not None and owner != o.key:
+        claims.displaced.add(owner)
+    return _takeover(rt, o, owner if owner != o.key else None)
+
+
+def _collision(rt: PipelineRuntime, o: Outcome, owner: str | None) -> Outcome:
+    whose = f"the CRM record of key {owner!r}" if owner else "a CRM record syncd did not write"
+    message = (
+        f"{o.field} has the same value as {whose} (record {o.holder_id}), and {o.field} does not "
+        "allow duplicates: Zoho refused this row rather than let it take over that record. "
+        f"Make the rows' {o.field} differ (or stop mapping it); the row goes again once it "
+        "changes."
+    )
+    logger.warning(
+        "row %s: %s collides with %s; refused, nothing overwritten",
+        o.key,
+        o.field,
+        whose,
+        extra={
+            "event": "record_collision",
+            "pipeline": rt.name,
+            "key": o.key,
+            "other_key": owner,
+            "field": o.field,
+            "record_id": o.holder_id,
+        },
+    )
+    return Outcome(
+        o.key, o.kind, code=o.code, field=o.field, message=message, holder_id=o.holder_id
+    )
+
+
+def _takeover(rt: PipelineRuntime, o: Outcome, owner: str | None) -> Outcome:
+    by = o.matched_by if o.matched_by not in (None, rt.unique_field) else rt.unique_field
+    whose = f"the record of key {owner!r}" if owner else f"record {o.record_id}"
+    repair = (
+        f"syncd sends key {owner!r} again to restore its record"
+        if owner
+        else "the record's earlier owner is not known to syncd: check the record in the CRM"
+    )
+    message = (
+        f"Zoho matched this row to {whose} by {by} (record {o.record_id}) and overwrote it; "
+        f"{repair}. This row stays out until it changes: make its {by} differ from the other "
+        "row's."
+    )
+    logger.error(
+        "row %s took over %s (matched by %s); %s",
+        o.key,
+        whose,
+        by,
+        repair,
+        extra={
+            "event": "record_takeover",
+            "pipeline": rt.name,
+            "key": o.key,
+            "other_key": owner,
+            "field": by,
+            "record_id": o.record_id,
+        },
+    )
+    return Outcome(o.key, OutcomeKind.SKIPPED, code=TAKEOVER_CODE, field=by, message=message)
+
+
+def resend_displaced(rt: PipelineRuntime, keys: set[str], in_batch: set[str]) -> None:
+    """Flag the displaced rows that are not in this batch as pending, so they go again."""
+    elsewhere = sorted(keys - in_batch)
+    if elsewhere:
+        rt.source.unflag(elsewhere)
+
+
+def remember(
+    rt: PipelineRuntime,
+    rows: Sequence[PendingRow],
+    outcomes: Sequence[Outcome],
+    confirmation: Confirmation,
+) -> None:
+    """Record each confirmed row's record id, and what was confirmed there.
+
+    A row whose record another row overwrote keeps it too: it goes again by that id.
+    """
+    now = rt.clock.now()
+    by_key = {r.key_text: r for r in rows}
+    items: list[Identity] = []
+    for o in outcomes:
+        owns = o.confirmed or o.code == OVERWRITTEN_CODE
+        if not (owns and o.record_id) or o.key not in by_key:
+            continue
+        marked = o.key in confirmation.marked
+        items.append(
+            Identity(
+                o.key,
+                o.record_id,
+                now,
+                now if marked else None,
+                content_hash(by_key[o.key].values) if marked else None,
+            )
+        )
+    rt.state.record_identities(rt.name, items)
