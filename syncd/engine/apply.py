@@ -205,6 +205,8 @@ def apply_outcomes(
             "rejected": counts.rejected,
             "retried": counts.retried,
             "stale": counts.stale,
+            "takeovers": counts.takeovers,
+            "collisions": counts.collisions,
         },
     )
     return counts
