@@ -137,7 +137,7 @@ class BulkJobStatus:
 
 
 class Api(enum.StrEnum):
-    UPSERT = "upsert"
+    RECORDS = "records"  # the records API: insert, or update by record id
     BULK = "bulk"
 
 

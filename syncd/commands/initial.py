@@ -134,7 +134,9 @@ def _sync_leased(app: App, pipeline: PipelineSettings) -> int:
             "or transient)"
         )
     naive = upsert_cost(counts.sent) if counts.sent else 0
-    click.echo(f"  credits    {counts.credits:>10,}  (per-100 upsert calls would cost ~{naive:,})")
+    click.echo(
+        f"  credits    {counts.credits:>10,}  (records API calls of 100 would cost ~{naive:,})"
+    )
     if result.left_pending:
         click.echo(
             f"  {result.left_pending:,} row(s) still pending after {result.rounds} rounds; "

@@ -45,6 +45,7 @@ class CallKind:
     UPSERT = "upsert"
     INSERT = "insert"
     UPDATE = "update"
+    RECORD_WRITES = ("insert", "update", "upsert")  # every records-API write
     BULK_JOB = "bulk_job"
     UPLOAD = "upload"
     BULK_STATUS = "bulk_status"

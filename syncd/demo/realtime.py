@@ -94,7 +94,7 @@ class RealtimeScript:
         self.max_delay = self.pipeline.max_delay.total_seconds()
         self.poll = self.pipeline.poll_interval.total_seconds()
         self._reported: set[int] = set()  # runs already told
-        self._calls_reported = 0  # upsert calls already told
+        self._calls_reported = 0  # records API calls already told
         self._started = time.monotonic()
         self._daemon_started = self._burst_at = datetime.now(UTC)
         self._repeated: int | None = None
@@ -213,17 +213,18 @@ class RealtimeScript:
         return sum(r.counts.sent for r in self._realtime_runs() if r.started_at >= since)
 
     def _flushes(self) -> str:
-        """The flushes not told yet, as "200 rows in 2 upsert calls"; records them."""
+        """The flushes not told yet, as "200 rows in 2 records API calls"; records them."""
         new = sorted(
             (r for r in self._realtime_runs() if r.id not in self._reported), key=lambda r: r.id
         )
         self._reported.update(r.id for r in new)
         sizes = [r.counts.sent for r in new]
         self.result.flushes.extend(sizes)
-        calls = self.store.calls_since(self._daemon_started).get(CallKind.UPSERT, (0, 0))[0]
+        ledger = self.store.calls_since(self._daemon_started)
+        calls = sum(ledger.get(kind, (0, 0))[0] for kind in CallKind.RECORD_WRITES)
         calls, self._calls_reported = calls - self._calls_reported, calls
         rows = " + ".join(f"{n:,}" for n in sizes) + (" row" if sizes == [1] else " rows")
-        return f"{rows} in {calls} upsert call" + ("" if calls == 1 else "s")
+        return f"{rows} in {calls} records API call" + ("" if calls == 1 else "s")
 
     def _timeout(self, what: str) -> None:
         self.result.timeouts.append(what)

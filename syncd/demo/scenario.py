@@ -183,7 +183,7 @@ class Demo:
             counts = run_drain(rt, "initial", update).counts
         self.result.initial_seconds = time.monotonic() - started
         jobs = app.store.calls_since(since).get(CallKind.BULK_JOB, (0, 0))[0]
-        how = f"{jobs} bulk write job" + ("" if jobs == 1 else "s") if jobs else "upsert calls"
+        how = f"{jobs} bulk write job" + ("" if jobs == 1 else "s") if jobs else "records API calls"
         self.narrator.say(
             f"→ {counts.confirmed:,} confirmed, {counts.rejected:,} refused by Zoho; "
             f"{counts.credits:,} credits for {how}; {self.result.initial_seconds:.1f}s"

@@ -114,7 +114,7 @@ def _drain_round(
             if plan.api is Api.BULK and bulk_paused(rt):
                 break  # left pending: they go once the backoff has passed
             sent += len(rows)
-            if plan.api is Api.UPSERT:
+            if plan.api is Api.RECORDS:
                 counts = counts + send_records(rt, rows)[0]
             else:
                 encoded, bulk_rows = encode_bulk_rows(rt, rows)
@@ -328,7 +328,7 @@ def bulk_failed(rt: PipelineRuntime, job_id: str, rows: int, reason: str) -> Non
     if failures == BULK_PAUSE_AFTER:  # said once; `status` and the metric show it meanwhile
         logger.error(
             "%d bulk jobs in a row failed: bulk writes of pipeline %s are paused and retried "
-            "on a growing backoff; backlogs below %d rows still go through upsert",
+            "on a growing backoff; backlogs below %d rows still go through the records API",
             failures,
             rt.name,
             BREAK_EVEN,

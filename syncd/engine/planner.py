@@ -21,19 +21,19 @@ BREAK_EVEN = BULK_JOB_CREDITS * UPSERT_RECORDS_PER_CREDIT
 
 
 def plan_backlog(rows: int) -> Plan:
-    """Bulk Write from 5,000 rows on (the break-even), Upsert below.
+    """Bulk Write from 5,000 rows on (the break-even), the records API below.
 
-    From 4,991 rows upsert already costs 500 credits too; at such a tie Upsert wins: it is
-    answered at once and needs no upload, status polls or result download (each 1 credit).
+    From 4,991 rows records calls already cost 500 credits too; at such a tie they win: they
+    are answered at once and need no upload, status polls or result download (1 credit each).
     """
     by_bulk, by_upsert = bulk_cost(rows), upsert_cost(rows)
     if rows >= BREAK_EVEN:
         jobs = -(-rows // BULK_MAX_ROWS)
-        reason = f"bulk write: {jobs} job(s) = {by_bulk} credits <= upsert {by_upsert} credits"
+        reason = f"bulk write: {jobs} job(s) = {by_bulk} credits <= records API {by_upsert} credits"
         return Plan(Api.BULK, rows, jobs, by_bulk, reason)
     calls = -(-rows // UPSERT_MAX_RECORDS)
-    reason = f"upsert: {calls} call(s) = {by_upsert} credits <= bulk write {by_bulk} credits"
-    return Plan(Api.UPSERT, rows, calls, by_upsert, reason)
+    reason = f"records API: {calls} call(s) = {by_upsert} credits <= bulk write {by_bulk} credits"
+    return Plan(Api.RECORDS, rows, calls, by_upsert, reason)
 
 
 def affordable(plan: Plan, spent: int, budget: int) -> bool:

@@ -43,7 +43,7 @@ def test_each_tick_drains_all_pending_rows_by_the_cheaper_api(
             assert record_writes(stats["calls"]) == 1
             assert stats["bulk"]["jobs_created"] == 1
             planned = [(e["api"], e["rows"]) for e in daemon.events("batch_planned")]
-            assert planned == [("upsert", 40), ("bulk", 6_000)]
+            assert planned == [("records", 40), ("bulk", 6_000)]
             assert daemon.terminate() == 0
         state = StateStore.open(f"sqlite:///{tmp_path}/state.db")
         try:

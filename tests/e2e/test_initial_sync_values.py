@@ -66,7 +66,7 @@ UNREPRESENTABLE: dict[str, dict[str, tuple[dict[str, Any], str]]] = {
 PADDING = 5_000
 
 
-@pytest.mark.parametrize("api", ["bulk", "upsert"])
+@pytest.mark.parametrize("api", ["bulk", "records"])
 @pytest.mark.parametrize("database", ["sqlite_url", "pg_url", "mysql_url"])
 def test_edge_values_arrive_exactly_or_become_local_rejects(
     request: pytest.FixtureRequest, tmp_path: Path, database: str, api: str
