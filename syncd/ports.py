@@ -41,6 +41,7 @@ class CachedToken:
     access_token: str = field(repr=False)
     api_domain: str | None
     expires_at: datetime
+    minted_at: datetime | None = None  # None: unknown (then the full refresh margin applies)
 
 
 class TokenCache(Protocol):

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 REFRESH_MARGIN = timedelta(minutes=5)
-"""A cached token is replaced once less than this much of its life is left."""
+"""A cached token is replaced once less than this much of its life is left (a quarter of its
+life for tokens that live less than 20 minutes: see ``refresh_margin``)."""
 
 MINT_WINDOW = timedelta(minutes=10)
 MINT_GUARD = 9
@@ -74,7 +75,7 @@ class TokenManager:
             return self._token
 
     def _usable(self, token: CachedToken, rejected: str | None) -> bool:
-        fresh = token.expires_at - self._clock.now() > REFRESH_MARGIN
+        fresh = token.expires_at - self._clock.now() > refresh_margin(token)
         return fresh and token.access_token != rejected
 
     def _mint(self) -> CachedToken:
@@ -121,6 +122,16 @@ class TokenManager:
             return None, response.status_code
 
 
+def refresh_margin(token: CachedToken) -> timedelta:
+    """How much life a token must have left to be used: ``REFRESH_MARGIN``, or a quarter of its
+    lifetime when that is shorter. A token that lives less than the margin (an org that issues
+    short-lived tokens) would otherwise be replaced at once, one mint per call, until the mint
+    guard stops every call."""
+    if token.minted_at is None:
+        return REFRESH_MARGIN
+    return min(REFRESH_MARGIN, (token.expires_at - token.minted_at) / 4)
+
+
 def _parse_token(body: dict[str, Any], now: datetime) -> CachedToken:
     # Old responses carried expires_in_sec, with expires_in then in milliseconds (reference §2.2).
     seconds = body.get("expires_in_sec", body.get("expires_in", 3600))
@@ -129,6 +140,7 @@ def _parse_token(body: dict[str, Any], now: datetime) -> CachedToken:
         access_token=str(body["access_token"]),
         api_domain=str(api_domain).rstrip("/") if api_domain else None,
         expires_at=now + timedelta(seconds=float(seconds)),
+        minted_at=now,
     )
 
 

@@ -187,7 +187,7 @@ class StateStore:
             row = conn.execute(select(tokens).where(tokens.c.cache_key == cache_key)).first()
         if row is None:
             return None
-        return CachedToken(row.access_token, row.api_domain, row.expires_at)
+        return CachedToken(row.access_token, row.api_domain, row.expires_at, row.minted_at)
 
     def save_token(self, cache_key: str, token: CachedToken, minted_at: datetime) -> None:
         row = {
