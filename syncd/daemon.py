@@ -25,6 +25,7 @@ from syncd.errors import SourceError, SyncdError
 from syncd.jobs import InFlight, Jobs, Running, Worker, scheduler_log
 from syncd.metrics import Metrics, StateCollector
 from syncd.model import RunCounts
+from syncd.notify.evaluate import Notifications
 from syncd.state.lease import Lease, lease_for
 from syncd.systemd import Notifier, watchdog_interval
 
@@ -110,6 +111,7 @@ class Daemon:
                         warning, extra={"event": "source_warning", "pipeline": pipeline.name}
                     )
             app.crm.org_id()  # a token and the org id now, not at the first flush
+            app.crm.org_limits()  # the edition's concurrency limit, unless configured
             self._serve_metrics(app)
         except SyncdError:
             app.close()
@@ -132,7 +134,12 @@ class Daemon:
         for name, lease in leases.items():  # pipelines the new config no longer has
             self._give_up(app, name, lease, host_id())
         scheduler = BackgroundScheduler(timezone=UTC, logger=scheduler_log)
-        self.running = Running(app, workers, scheduler)
+        notifications = (
+            Notifications(app.store, app.settings.notify, host_id(), datetime.now(UTC))
+            if app.settings.notify
+            else None
+        )
+        self.running = Running(app, workers, scheduler, notifications=notifications)
         self._jobs.schedule(self.running)
         scheduler.start()
         for name in workers:
@@ -201,6 +208,8 @@ class Daemon:
                 self._give_up(run.app, name, worker.lease, worker.holder)
             else:
                 kept[name] = worker.lease
+        if run.notifications is not None:
+            run.notifications.close()
         run.app.close()
         return kept
 

@@ -32,6 +32,7 @@ from syncd.errors import BudgetExceeded, LeaseLost, SyncdError
 from syncd.logs import log_context
 from syncd.metrics import Metrics
 from syncd.model import RunCounts
+from syncd.notify.evaluate import Notifications
 from syncd.state.lease import HEARTBEAT, Lease
 from syncd.systemd import Notifier, watchdog_interval
 
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 HOUSEKEEPING = timedelta(hours=1)
 KEEP_HISTORY = timedelta(days=30)
+NOTIFY_EVERY = timedelta(minutes=1)
 
 
 class _OverlapFilter(logging.Filter):
@@ -73,6 +75,7 @@ class Running:
     workers: dict[str, Worker]
     scheduler: BackgroundScheduler
     halted: threading.Event = field(default_factory=threading.Event)
+    notifications: Notifications | None = None  # None without [[notify]] targets
 
 
 def pipeline_trigger(pipeline: PipelineSettings, zone: ZoneInfo) -> IntervalTrigger | CronTrigger:
@@ -127,6 +130,9 @@ class Jobs:
         add(self.leases, every, args=[run], id="leases", next_run_time=now, **once)
         hourly = IntervalTrigger(seconds=HOUSEKEEPING.total_seconds(), timezone=UTC)
         add(self.housekeeping, hourly, args=[run], id="housekeeping", **once)
+        if run.notifications is not None:
+            minute = IntervalTrigger(seconds=NOTIFY_EVERY.total_seconds(), timezone=UTC)
+            add(self.notify, minute, args=[run], id="notify", **once)
         interval = watchdog_interval()
         if interval:
             ping = IntervalTrigger(seconds=interval, timezone=UTC)
@@ -239,6 +245,27 @@ class Jobs:
             except SyncdError as exc:  # the legacy DB is away: try again next time
                 logger.warning("%s", exc, extra={"event": "housekeeping_failed"})
                 return 0
+
+    def notify(self, run: Running) -> None:
+        """Tell the [[notify]] targets what started and what ended; only an active worker does
+        (a standby would repeat it), and only about the pipelines it holds."""
+        with self.in_flight.track():
+            held = [w.settings for w in run.workers.values() if w.lease.held]
+            if run.halted.is_set() or run.notifications is None or not held:
+                return
+            crm = run.app.settings.crm
+            try:
+                run.notifications.run(
+                    held,
+                    lambda name: run.workers[name].last_success,
+                    crm.daily_credit_budget,
+                    crm.credit_reserve,
+                    datetime.now(UTC),
+                )
+            except SyncdError as exc:  # the state store is away: try again next time
+                logger.warning(
+                    "notifications not evaluated: %s", exc, extra={"event": "notify_failed"}
+                )
 
     def watchdog(self, run: Running) -> None:
         """Ping only while the state store answers; a hung store lets systemd restart us."""

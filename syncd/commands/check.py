@@ -10,7 +10,9 @@ import click
 
 from syncd.app import App
 from syncd.cli import settings_of
-from syncd.config import Settings
+from syncd.config import CrmSettings, Settings
+from syncd.crm.api import DEFAULT_MAX_CONCURRENCY
+from syncd.crm.edition import OrgLimits
 from syncd.errors import SyncdError
 from syncd.source import LegacyTable
 
@@ -66,6 +68,7 @@ def check(ctx: click.Context, pipeline_name: str | None, skip_crm: bool) -> None
             failures += _check_source(app, pipeline.name)
         if not skip_crm:
             failures += _check_crm(app, settings, [p.name for p in pipelines])
+            _show_edition(app.crm.org_limits(), settings.crm)
     if failures:
         raise click.exceptions.Exit(1)
     click.echo("all checks passed")
@@ -118,6 +121,30 @@ def _check_crm(app: App, settings: Settings, names: list[str]) -> int:
             _check_key_case(app.table(pipeline), f"{report.module}.{pipeline.unique_field}")
         failures += 0 if report.ok else 1
     return failures
+
+
+def _show_edition(limits: OrgLimits | None, crm: CrmSettings) -> None:
+    """The org's edition and its limits, and the ones syncd uses (the config's win)."""
+    concurrency = crm.max_concurrency or (limits.concurrency if limits else None)
+    credits = crm.org_daily_credits or (limits.daily_credits if limits else None)
+    if limits is None:
+        click.echo("edition  unknown (Zoho did not say, or syncd does not know it)")
+    else:
+        click.echo(
+            f"edition  {limits.edition}, {limits.users:,} user(s): concurrency limit "
+            f"{limits.concurrency}, daily credits {limits.daily_credits:,}"
+        )
+    click.echo(
+        f"    syncd uses max_concurrency {concurrency or DEFAULT_MAX_CONCURRENCY} "
+        f"({_origin(crm.max_concurrency, limits)}), org_daily_credits "
+        f"{f'{credits:,}' if credits else 'unknown'} ({_origin(crm.org_daily_credits, limits)})"
+    )
+
+
+def _origin(configured: int | None, limits: OrgLimits | None) -> str:
+    if configured is not None:
+        return "config"
+    return "edition" if limits is not None else "default"
 
 
 def _check_key_case(table: LegacyTable, unique_field: str) -> None:

@@ -97,6 +97,19 @@ def _org_credits(app: App, now: datetime) -> dict[str, Any]:
     }
 
 
+def _notify(app: App) -> list[dict[str, Any]]:
+    """The [[notify]] targets (URL masked: it is a credential) and what they were told of."""
+    return [
+        {
+            "name": target.name,
+            "kind": target.kind,
+            "url": target.display_url,
+            "active": sorted(app.store.alerts_active(target.name)),
+        }
+        for target in app.settings.notify
+    ]
+
+
 def collect(app: App) -> dict[str, Any]:
     now = app.clock.now()
     spent = app.store.credits_spent_since(now - BUDGET_WINDOW)
@@ -111,6 +124,7 @@ def collect(app: App) -> dict[str, Any]:
             "org": _org_credits(app, now),
         },
         "pipelines": [pipeline_status(app, p, now) for p in app.settings.pipelines],
+        "notify": _notify(app),
     }
 
 
@@ -145,6 +159,9 @@ def _print(data: dict[str, Any]) -> None:
     else:
         seen = f"{org['remaining']:,} left, as Zoho said {_age(org['seen_seconds_ago'])} ago"
     click.echo(f"org credits: {seen}; {org['reserve']:,} kept for other integrations")
+    for target in data["notify"]:
+        active = ", ".join(target["active"]) or "nothing"
+        click.echo(f"notify {target['name']} ({target['kind']} {target['url']}): told of {active}")
     for p in data["pipelines"]:
         pending = p["pending"] if isinstance(p["pending"], str) else f"{p['pending']:,}"
         lease = _lease_text(p["lease"])

@@ -115,28 +115,42 @@ def _expand(text: str, loc: Loc, env: Mapping[str, str], problems: Problems) -> 
     return _REFERENCE.sub(replace, text)
 
 
+def _secret_tables(config: dict[str, Any], section: str) -> list[tuple[Loc, dict[str, Any]]]:
+    """The tables of ``section``: itself, or each table of an array of tables ([[notify]])."""
+    node = config.get(section)
+    if isinstance(node, dict):
+        return [((section,), node)]
+    if isinstance(node, list):
+        return [((section, i), table) for i, table in enumerate(node) if isinstance(table, dict)]
+    return []  # missing, or the wrong type: reported by validation
+
+
 def _read_secret_files(config: dict[str, Any], base: Path, problems: Problems) -> None:
     """Replace each ``<key>_file`` by ``<key>`` holding the file's text, trailing newlines off."""
     for section, keys in SECRET_KEYS.items():
-        table = config.get(section)
-        if not isinstance(table, dict):
-            continue  # reported by validation
-        for key in keys:
-            file_key = f"{key}_file"
-            if file_key not in table:
-                continue
-            file_value = table.pop(file_key)
-            if key in table:
-                problems.add((section, key), f"set either {key} or {file_key}, not both")
-                continue
-            loc = (section, file_key)
-            secret = None
-            if not problems.covers(loc):  # an interpolation problem in the path itself
-                secret = _read_secret_file(file_value, loc, base, problems)
-            if secret is None:
-                problems.hide((section, key))  # its "is required" would repeat the problem
-            else:
-                table[key] = secret
+        for where, table in _secret_tables(config, section):
+            for key in keys:
+                _read_secret_key(table, where, key, base, problems)
+
+
+def _read_secret_key(
+    table: dict[str, Any], where: Loc, key: str, base: Path, problems: Problems
+) -> None:
+    file_key = f"{key}_file"
+    if file_key not in table:
+        return
+    file_value = table.pop(file_key)
+    if key in table:
+        problems.add((*where, key), f"set either {key} or {file_key}, not both")
+        return
+    loc = (*where, file_key)
+    secret = None
+    if not problems.covers(loc):  # an interpolation problem in the path itself
+        secret = _read_secret_file(file_value, loc, base, problems)
+    if secret is None:
+        problems.hide((*where, key))  # its "is required" would repeat the problem
+    else:
+        table[key] = secret
 
 
 def _read_secret_file(value: object, loc: Loc, base: Path, problems: Problems) -> str | None:

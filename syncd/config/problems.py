@@ -46,7 +46,8 @@ def dotted(loc: Loc) -> str:
 
 
 def is_secret(loc: Loc) -> bool:
-    return len(loc) >= 2 and loc[1] in SECRET_KEYS.get(str(loc[0]), ())
+    rest = loc[2:] if len(loc) >= 2 and isinstance(loc[1], int) else loc[1:]  # [[notify]]
+    return bool(rest) and rest[0] in SECRET_KEYS.get(str(loc[0]), ())
 
 
 @dataclass

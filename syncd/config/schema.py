@@ -9,6 +9,7 @@ the mode checks.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,11 +27,15 @@ from pydantic import (
 from syncd.config.durations import Schedule
 from syncd.config.presets import CUSTOM_DATA_CENTER, DATA_CENTERS, Hosts
 from syncd.config.settings import (
+    CONDITIONS,
     CrmSettings,
     LogSettings,
     MetricsSettings,
     Mode,
+    NotifyTarget,
+    NotifyThresholds,
     PipelineSettings,
+    Secret,
     Settings,
     SourceSettings,
     StateSettings,
@@ -66,6 +71,7 @@ SECRET_KEYS: dict[str, tuple[str, ...]] = {
     "source": ("url",),
     "state": ("url",),
     "crm": ("client_id", "client_secret", "refresh_token"),
+    "notify": ("url",),  # an array of tables: each [[notify]] may use url_file
 }
 PIPELINE_NAMES = "pipeline_names"  # validation context: Counter of the names in the file
 
@@ -175,6 +181,7 @@ class _Crm(_Model):
                 trigger=trigger,
                 bulk_jobs_in_flight=self.bulk_jobs_in_flight,
                 credit_reserve=self._reserve_credits(),
+                org_daily_credits=self.org_daily_credits,
             ),
         )
 
@@ -232,7 +239,7 @@ class _Pipeline(_Model):
     flag: Column
     module: ApiName
     unique_field: ApiName
-    mode: Annotated[Mode, one_of(["realtime", "interval"])]
+    mode: Annotated[Mode | None, one_of(["realtime", "interval"])] = None  # None: realtime
     flush_size: Annotated[int | None, int_between(1, 100)] = None
     max_delay: Duration | None = None
     poll_interval: Duration | None = None
@@ -266,6 +273,10 @@ class _Pipeline(_Model):
             )
         if mode == "realtime" and value is not None:
             raise broken_rule('is only used in interval mode (this pipeline has mode = "realtime")')
+        if mode is None and value is not None and "mode" in info.data:  # left out, not invalid
+            raise broken_rule(
+                'is only used in interval mode: set mode = "interval" (the default is realtime)'
+            )
         return value
 
     def build(self) -> PipelineSettings:
@@ -277,9 +288,9 @@ class _Pipeline(_Model):
             flag=self.flag,
             module=self.module,
             unique_field=self.unique_field,
-            mode=self.mode,
             fields=fields,
             **given(
+                mode=self.mode,
                 flush_size=self.flush_size,
                 max_delay=self.max_delay,
                 poll_interval=self.poll_interval,
@@ -307,6 +318,44 @@ class _Log(_Model):
         return LogSettings(**given(level=self.level, format=self.format))
 
 
+def _webhook_url(value: object) -> Secret:
+    """An http(s) URL, kept as a Secret; never quoted back (a Slack URL is a credential)."""
+    if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", value):
+        raise broken_rule('must be an http(s) URL like "https://hooks.slack.com/services/..."')
+    return Secret(value)
+
+
+class _NotifyThresholds(_Model):
+    not_sending_after: Duration | None = None
+    budget_percent: Annotated[int | None, int_between(1, 100)] = None
+    bulk_failures: Annotated[int | None, int_between(1)] = None
+    rejects_above: Annotated[int | None, int_between(0)] = None
+    unfinished_jobs: Annotated[int | None, int_between(1)] = None
+    maybe_paid_twice: Annotated[int | None, int_between(1)] = None
+
+    def given(self) -> dict[str, Any]:
+        return given(**{name: getattr(self, name) for name in _NotifyThresholds.model_fields})
+
+
+class _NotifyTarget(_NotifyThresholds):
+    kind: Annotated[str, one_of(["webhook", "slack"])]
+    url: Annotated[Secret, PlainValidator(_webhook_url)]
+    name: Annotated[str | None, PlainValidator(check_pipeline_name)] = None
+    headers: dict[Text, SecretValue] | None = None
+    conditions: list[Annotated[str, one_of(CONDITIONS)]] | None = None
+
+    def build(self, index: int, defaults: _NotifyThresholds) -> NotifyTarget:
+        thresholds = NotifyThresholds(**{**defaults.given(), **self.given()})
+        return NotifyTarget(
+            name=self.name or f"{self.kind}-{index + 1}",
+            kind="slack" if self.kind == "slack" else "webhook",
+            url=self.url,
+            headers=tuple((self.headers or {}).items()),
+            conditions=frozenset(CONDITIONS if self.conditions is None else self.conditions),
+            thresholds=thresholds,
+        )
+
+
 class ConfigFile(_Model):
     """The whole file."""
 
@@ -316,6 +365,17 @@ class ConfigFile(_Model):
     pipelines: list[_Pipeline] = Field(default_factory=list, validate_default=True)
     metrics: _Metrics | None = None
     log: _Log | None = None
+    notify_defaults: _NotifyThresholds | None = None
+    notify: list[_NotifyTarget] | None = None
+
+    @field_validator("notify")
+    @classmethod
+    def _unique_targets(cls, value: list[_NotifyTarget] | None) -> list[_NotifyTarget] | None:
+        names = Counter(t.name or f"{t.kind}-{i + 1}" for i, t in enumerate(value or []))
+        twins = sorted(name for name, count in names.items() if count > 1)
+        if twins:
+            raise broken_rule(f"target names must be unique: {', '.join(twins)} is used twice")
+        return value
 
     @field_validator("pipelines")
     @classmethod
@@ -333,6 +393,10 @@ class ConfigFile(_Model):
             pipelines=tuple(pipeline.build() for pipeline in self.pipelines),
             metrics=(self.metrics or _Metrics()).build(),
             log=(self.log or _Log()).build(),
+            notify=tuple(
+                target.build(index, self.notify_defaults or _NotifyThresholds())
+                for index, target in enumerate(self.notify or [])
+            ),
         )
 
 
@@ -342,6 +406,7 @@ _SECTIONS: dict[str, type[_Model]] = {
     "crm": _Crm,
     "metrics": _Metrics,
     "log": _Log,
+    "notify_defaults": _NotifyThresholds,
 }
 
 
@@ -355,13 +420,15 @@ def known_keys(table: tuple[str | int, ...]) -> list[str]:
             model = _Pipeline
         case ("pipelines", int(), "fields", str()):
             model = _Field
+        case ("notify", int()):
+            model = _NotifyTarget
         case (str() as section,):
             model = _SECTIONS.get(section)
         case _:
             model = None
     if model is None:
         return []
-    section = str(table[0]) if len(table) == 1 else ""
+    section = str(table[0]) if len(table) == 1 or table[:1] == ("notify",) else ""
     return list(model.model_fields) + [f"{key}_file" for key in SECRET_KEYS.get(section, ())]
 
 

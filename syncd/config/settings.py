@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import hmac
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -106,13 +107,14 @@ class CrmSettings:
     client_secret: Secret
     refresh_token: Secret
     daily_credit_budget: int = 40000
-    max_concurrency: int = 5
+    max_concurrency: int | None = None  # None: the edition's limit, else 5
     request_timeout: timedelta = timedelta(seconds=60)
     bulk_poll_interval: timedelta = timedelta(seconds=5)
     bulk_job_timeout: timedelta = timedelta(hours=2)
     trigger: tuple[str, ...] = ()  # sent as the upsert "trigger" list; () runs no automation
     bulk_jobs_in_flight: int = 2
     credit_reserve: int = 0  # org credits left to other integrations (X-API-CREDITS-REMAINING)
+    org_daily_credits: int | None = None  # None: the edition's allowance, where Zoho tells it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,7 +127,7 @@ class PipelineSettings:
     flag: str
     module: str
     unique_field: str
-    mode: Mode
+    mode: Mode = "realtime"
     flush_size: int = 100
     max_delay: timedelta = timedelta(minutes=10)
     poll_interval: timedelta = timedelta(seconds=5)
@@ -157,6 +159,56 @@ class LogSettings:
     format: LogFormat = "auto"
 
 
+NotifyKind = Literal["webhook", "slack"]
+CONDITIONS = (
+    "not_sending",
+    "budget_reached",
+    "org_reserve_reached",
+    "bulk_failures",
+    "rejects",
+    "unfinished_jobs",
+    "maybe_paid_twice",
+)
+"""The conditions a ``[[notify]]`` target hears about (all of them unless it names some)."""
+
+
+def display_webhook(url: str) -> str:
+    """A webhook URL fit for logs and `status`: scheme and host only (the path is the secret)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        return "<webhook URL>"
+    host = re.split(r"[/?#]", rest, maxsplit=1)[0].rsplit("@", 1)[-1]
+    return f"{scheme}://{host}/****"
+
+
+@dataclass(frozen=True)
+class NotifyThresholds:
+    """When a condition starts (defaults documented in config.example.toml)."""
+
+    not_sending_after: timedelta = timedelta(minutes=30)
+    budget_percent: int = 100  # of crm.daily_credit_budget spent in the rolling 24 h
+    bulk_failures: int = 3  # failed bulk jobs in a row
+    rejects_above: int = 100  # rows in a pipeline's reject list
+    unfinished_jobs: int = 1  # journal entries closed as failed in the last 24 h
+    maybe_paid_twice: int = 1  # bulk jobs whose create reply was lost in the last 24 h
+
+
+@dataclass(frozen=True)
+class NotifyTarget:
+    """One ``[[notify]]`` table: where to post, and what about."""
+
+    name: str
+    kind: NotifyKind
+    url: Secret
+    headers: tuple[tuple[str, Secret], ...] = ()
+    conditions: frozenset[str] = frozenset(CONDITIONS)
+    thresholds: NotifyThresholds = field(default_factory=NotifyThresholds)
+
+    @property
+    def display_url(self) -> str:
+        return display_webhook(self.url.reveal())
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything in one config file, validated."""
@@ -168,6 +220,7 @@ class Settings:
     pipelines: tuple[PipelineSettings, ...]
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    notify: tuple[NotifyTarget, ...] = ()
 
     def pipeline(self, name: str) -> PipelineSettings:
         """The pipeline called ``name``; ``UsageError`` (with a suggestion) if there is none."""

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TOKEN_REJECTED_CODES = frozenset({"INVALID_TOKEN", "AUTHENTICATION_FAILURE", "INVALID_OAUTHTOKEN"})
+DEFAULT_MAX_CONCURRENCY = 5
+"""Calls in flight when neither crm.max_concurrency nor the org's edition sets the limit."""
 NOT_SENT_CODES = frozenset({"CONNECT_FAILED", "ACCOUNTS_UNREACHABLE", "TOKEN_UNAVAILABLE"})
 """Failures after which Zoho surely did not act on the request (as after any 429)."""
 
@@ -84,7 +86,9 @@ class ZohoApi:
     ) -> None:
         self._settings, self._tokens, self._ledger = settings, tokens, ledger
         self._clock, self._http, self._retry = clock, http, retry
-        self._limiter = threading.BoundedSemaphore(settings.max_concurrency)
+        self._limiter = threading.BoundedSemaphore(
+            settings.max_concurrency or DEFAULT_MAX_CONCURRENCY
+        )
         self._budget_lock = threading.Lock()
         self._reserved = 0
         self._caller = stamina.RetryingCaller(
@@ -96,6 +100,14 @@ class ZohoApi:
         )
         self.credits_remaining: int | None = None
         """Zoho's ``X-API-CREDITS-REMAINING`` as last seen (sent once half the credits are used)."""
+
+    def set_concurrency(self, limit: int) -> None:
+        """Allow ``limit`` calls in flight from now on (the edition's limit, learnt at start).
+
+        Calls already in flight release the limiter they took, so only they may briefly
+        exceed the new limit.
+        """
+        self._limiter = threading.BoundedSemaphore(limit)
 
     def send(self, call: Call) -> httpx.Response:
         """Send ``call``, retrying temporary failures; raise a typed ``CrmError`` otherwise."""

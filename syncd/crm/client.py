@@ -28,7 +28,8 @@ import httpx
 from syncd.crm import bulk, bulk_csv, preflight, read, upsert
 from syncd.crm.api import RetryPolicy, ZohoApi
 from syncd.crm.auth import TokenManager
-from syncd.errors import BudgetExceeded, CrmRetriableError
+from syncd.crm.edition import OrgLimits, edition_limits
+from syncd.errors import BudgetExceeded, CrmError, CrmRetriableError
 from syncd.model import (
     BulkColumn,
     BulkFile,
@@ -75,6 +76,9 @@ class CrmClient:
         self._bulk_limits = bulk_limits or bulk_csv.BulkLimits()
         self._org_id = settings.org_id
         self._org_lock = threading.Lock()
+        self._org: preflight.OrgInfo | None = None
+        self._org_failed = False
+        self._limits: OrgLimits | None = None
 
     # -- records ---------------------------------------------------------------------------
 
@@ -218,8 +222,53 @@ class CrmClient:
         """The org's zgid for ``X-CRM-ORG``: configured, else fetched once from Zoho."""
         with self._org_lock:
             if self._org_id is None:
-                self._org_id = preflight.fetch_org_id(self._api)
+                self._org_id = self._learn_org(preflight.fetch_org(self._api)).org_id
             return self._org_id
+
+    def org_limits(self) -> OrgLimits | None:
+        """The org's edition limits, from ``GET /crm/v8/org`` asked once per process.
+
+        Learning them sets the concurrency limit unless ``crm.max_concurrency`` is configured.
+        None (logged once, and today's defaults stay) when the call fails or the edition is
+        missing or unknown.
+        """
+        with self._org_lock:
+            if self._org is None and not self._org_failed:
+                try:
+                    self._learn_org(preflight.fetch_org(self._api))
+                except (CrmError, BudgetExceeded) as exc:
+                    self._org_failed = True
+                    logger.warning(
+                        "cannot read the org's edition (%s); keeping the configured limits",
+                        exc,
+                        extra={"event": "org_edition_unknown", "reason": str(exc)},
+                    )
+            return self._limits
+
+    def _learn_org(self, org: preflight.OrgInfo) -> preflight.OrgInfo:
+        """Keep the org's answer; its edition's concurrency becomes the default limit."""
+        if self._org is not None:
+            return self._org
+        self._org, self._org_id = org, self._org_id or org.org_id
+        self._limits = edition_limits(*org.license) if org.license else None
+        if self._limits is None:
+            edition = org.license[0] if org.license else "not stated"
+            logger.warning(
+                "the org's edition (%s) has no known limits; keeping the configured limits",
+                edition,
+                extra={"event": "org_edition_unknown", "edition": edition},
+            )
+            return org
+        if self._settings.max_concurrency is None:
+            self._api.set_concurrency(self._limits.concurrency)
+        logger.info(
+            "org edition %s: %d calls in flight, %d credits a day",
+            self._limits.edition,
+            self._limits.concurrency,
+            self._limits.daily_credits,
+            extra={"event": "org_edition", "edition": self._limits.edition},
+        )
+        return org
 
     def preflight(
         self,
@@ -229,12 +278,15 @@ class CrmClient:
         column_types: Mapping[str, FieldType],
     ) -> preflight.PreflightReport:
         """Get a token, confirm org, module, unique field, mapped fields and value types."""
-        report = preflight.run_preflight(
-            self._api, self._settings.org_id, module, unique_field, fields, column_types
-        )
         with self._org_lock:
-            self._org_id = self._org_id or report.org_id
-        return report
+            try:
+                org = self._org or self._learn_org(preflight.fetch_org(self._api))
+            except (CrmError, BudgetExceeded):
+                self._org_failed = True  # check reports it; org_limits does not ask again
+                raise
+        return preflight.run_preflight(
+            self._api, self._settings.org_id, module, unique_field, fields, column_types, org
+        )
 
     @property
     def credits_remaining(self) -> int | None:

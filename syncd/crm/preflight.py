@@ -12,6 +12,7 @@ from typing import Any
 
 from syncd.crm.api import Call, ZohoApi
 from syncd.crm.credits import OTHER_CALL_CREDITS, CallKind
+from syncd.crm.edition import read_license
 from syncd.errors import CrmFatalError
 from syncd.model import FieldMap, FieldType
 
@@ -57,15 +58,27 @@ class PreflightReport:
         return not self.problems
 
 
-def fetch_org_id(api: ZohoApi) -> str:
-    """The org's zgid (for ``X-CRM-ORG``) from ``GET /crm/v8/org``."""
+@dataclass(frozen=True)
+class OrgInfo:
+    """What ``GET /crm/v8/org`` told: the zgid, and the license (edition, users) if present."""
+
+    org_id: str
+    license: tuple[str, int] | None = None
+
+
+def fetch_org(api: ZohoApi) -> OrgInfo:
+    """The org's zgid (for ``X-CRM-ORG``) and license details from ``GET /crm/v8/org``."""
     body = api.json(api.send(Call("GET", "/crm/v8/org", CallKind.ORG, OTHER_CALL_CREDITS)))
     orgs = body.get("org") if isinstance(body, Mapping) else None
     first = orgs[0] if isinstance(orgs, list) and orgs else None
-    zgid = first.get("zgid") if isinstance(first, Mapping) else None
-    if zgid is None:
+    if not isinstance(first, Mapping) or first.get("zgid") is None:
         raise CrmFatalError("GET /crm/v8/org returned no org zgid; set crm.org_id", code="NO_ORG")
-    return str(zgid)
+    return OrgInfo(str(first["zgid"]), read_license(first))
+
+
+def fetch_org_id(api: ZohoApi) -> str:
+    """The org's zgid (for ``X-CRM-ORG``) from ``GET /crm/v8/org``."""
+    return fetch_org(api).org_id
 
 
 def fetch_fields(api: ZohoApi, module: str) -> dict[str, Mapping[str, Any]]:
@@ -87,9 +100,10 @@ def run_preflight(
     unique_field: str,
     fields: Sequence[FieldMap],
     column_types: Mapping[str, FieldType],
+    org: OrgInfo | None = None,
 ) -> PreflightReport:
-    """Fetch org and field metadata and check the pipeline's mapping against them."""
-    org_id = fetch_org_id(api)
+    """Fetch org (unless given) and field metadata and check the pipeline's mapping."""
+    org_id = (org or fetch_org(api)).org_id
     problems: list[str] = []
     if configured_org and configured_org != org_id:
         problems.append(

@@ -130,7 +130,16 @@ class Emulator:
             "currency_symbol": "$",
             "country_code": "US",
             "type": "production",
-            "license_details": {"paid": True, "paid_type": "professional"},
+            # the keys of Zoho's documented example (Get Organization Information); a trial
+            # answers paid false, paid_type "free" and the trial edition in trial_type
+            "license_details": {
+                "paid": self.settings.edition != "free",
+                "paid_type": self.settings.edition,
+                "paid_expiry": None,
+                "users_license_purchased": self.settings.users_license_purchased,
+                "trial_type": None,
+                "trial_expiry": None,
+            },
         }
 
     def snapshot(self) -> dict[str, Any]:

@@ -74,6 +74,12 @@ class EmulatorSettings:
     token_error_status: int = 200  # [9.6] HTTP status of invalid_client / Access Denied
     expired_token_code: Literal["INVALID_TOKEN", "AUTHENTICATION_FAILURE"] = "INVALID_TOKEN"
 
+    # --- edition (GET /crm/v8/org license_details; reference 6.2, 6.3) ---
+    # paid_type as Zoho spells it: "free" and "enterprise" appear in Zoho's examples; the
+    # spelling of the others ("standard", "professional", "ultimate") is UNCONFIRMED.
+    edition: str = "professional"
+    users_license_purchased: int = 10
+
     # --- limits (reference 6) ---
     daily_credits: int = 100_000
     credit_window_seconds: float = 86_400  # rolling window of the credit ledger

@@ -26,6 +26,7 @@ from syncd.model import Backoff, Identity, JobState, Reject, RunCounts
 from syncd.ports import CachedToken, OpenJob
 from syncd.state import migrate
 from syncd.state.tables import (
+    alerts,
     backoffs,
     buffer,
     bulk_jobs,
@@ -852,6 +853,42 @@ class StateStore:
         ]
         with self._tx() as conn:
             return sum(int(conn.execute(stmt).rowcount) for stmt in statements)
+
+    # -- notifications: which conditions each [[notify]] target has been told about -----------
+
+    def alerts_active(self, target: str) -> dict[str, tuple[datetime, str]]:
+        """condition -> (when it started, its summary) of what ``target`` was told."""
+        query = select(alerts.c.condition, alerts.c.started_at, alerts.c.summary).where(
+            alerts.c.target == target
+        )
+        with self._tx() as conn:
+            return {row.condition: (row.started_at, row.summary) for row in conn.execute(query)}
+
+    def alert_started(self, target: str, condition: str, summary: str, now: datetime) -> None:
+        row = {"target": target, "condition": condition, "started_at": now, "summary": summary}
+        with self._tx() as conn:
+            self._insert_or_update(conn, alerts, [row], ["target", "condition"], [])
+
+    def alert_ended(self, target: str, condition: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                delete(alerts).where(alerts.c.target == target, alerts.c.condition == condition)
+            )
+
+    def alerts_forget_targets(self, keep: Sequence[str]) -> int:
+        """Forget what targets no longer configured were told; returns how many rows went."""
+        with self._tx() as conn:
+            return int(conn.execute(delete(alerts).where(alerts.c.target.not_in(keep))).rowcount)
+
+    def count_journal_since(self, pipeline: str, state: JobState, since: datetime) -> int:
+        """Journal entries of ``pipeline`` in ``state`` last changed at or after ``since``."""
+        query = select(func.count()).where(
+            bulk_jobs.c.pipeline == pipeline,
+            bulk_jobs.c.state == state.value,
+            bulk_jobs.c.updated_at >= since,
+        )
+        with self._tx() as conn:
+            return int(conn.execute(query).scalar_one())
 
 
 def _ready(pipeline: str, ready_at: datetime | None) -> Any:

@@ -214,3 +214,14 @@ leases = Table(
     Column("acquired_at", UtcDateTime(), nullable=False),
     Column("heartbeat_at", UtcDateTime(), nullable=False),
 )
+
+# Which notification conditions each [[notify]] target has been told about ("started" sent,
+# "ended" not yet), so a restart neither repeats a "started" nor forgets a recovery.
+alerts = Table(
+    "syncd_alerts",
+    metadata,
+    Column("target", String(100), primary_key=True),
+    Column("condition", String(200), primary_key=True),  # e.g. "rejects:orders"
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("summary", Text, nullable=False),
+)

@@ -172,7 +172,9 @@ def test_left_out_keys_get_the_documented_defaults(tmp_path: Path) -> None:
     settings = load(tmp_path, base())
 
     crm = settings.crm
-    assert (crm.org_id, crm.daily_credit_budget, crm.max_concurrency) == (None, 40000, 5)
+    # max_concurrency and org_daily_credits: None, so the org's edition decides (else 5)
+    assert (crm.org_id, crm.daily_credit_budget, crm.max_concurrency) == (None, 40000, None)
+    assert crm.org_daily_credits is None
     assert crm.request_timeout == timedelta(seconds=60)
     assert crm.bulk_poll_interval == timedelta(seconds=5)
     assert crm.bulk_job_timeout == timedelta(hours=2)
@@ -670,6 +672,25 @@ def test_realtime_mode_refuses_a_schedule(tmp_path: Path) -> None:
     ]
 
 
+def test_mode_defaults_to_realtime(tmp_path: Path) -> None:
+    """A pipeline without mode is a realtime pipeline with the realtime defaults."""
+    config = base()
+    del config["pipelines"][0]["mode"]
+    pipeline = load(tmp_path, config).pipelines[0]
+    assert (pipeline.mode, pipeline.schedule, pipeline.flush_size) == ("realtime", None, 100)
+
+
+def test_schedule_without_mode_asks_for_interval_mode(tmp_path: Path) -> None:
+    """A schedule on a pipeline that left mode out says how to make it an interval pipeline."""
+    config = base()
+    del config["pipelines"][0]["mode"]
+    config["pipelines"][0]["schedule"] = "every 1h"
+    assert problems(tmp_path, config) == [
+        'config.toml: pipelines[0].schedule: is only used in interval mode: set mode = "interval" '
+        "(the default is realtime)"
+    ]
+
+
 def test_interval_mode_refuses_realtime_keys(tmp_path: Path) -> None:
     """flush_size, max_delay and poll_interval on an interval pipeline are errors."""
     config = base()
@@ -994,7 +1015,7 @@ def test_problems_name_the_config_file(tmp_path: Path) -> None:
 def test_crm_settings_defaults_match_the_contract() -> None:
     """Code that builds CrmSettings directly gets the same defaults as a config file."""
     crm = CrmSettings("us", "a", "b", "c", None, Secret("1"), Secret("2"), Secret("3"))
-    assert (crm.daily_credit_budget, crm.max_concurrency, crm.trigger) == (40000, 5, ())
+    assert (crm.daily_credit_budget, crm.max_concurrency, crm.trigger) == (40000, None, ())
 
 
 # --- the org's credit reserve -------------------------------------------------------------
@@ -1004,7 +1025,8 @@ def test_credit_reserve_as_a_share_of_the_org_daily_credits(tmp_path: Path) -> N
     """`credit_reserve = "10%"` keeps a tenth of `org_daily_credits`; a number is taken as is."""
     config = base()
     config["crm"] |= {"org_daily_credits": 250_000, "credit_reserve": "10%"}
-    assert load(tmp_path, config).crm.credit_reserve == 25_000
+    crm = load(tmp_path, config).crm
+    assert (crm.credit_reserve, crm.org_daily_credits) == (25_000, 250_000)
     config["crm"] |= {"credit_reserve": 1_500}
     assert load(tmp_path, config).crm.credit_reserve == 1_500
     assert load(tmp_path, base()).crm.credit_reserve == 0
