@@ -159,34 +159,20 @@ def send_upsert(
     api: ZohoApi, module: str, unique_field: str, chunk: Sequence[CrmRecord], trigger: Sequence[str]
 ) -> list[Outcome]:
     """One Upsert call for at most 100 distinct records."""
-    call = Call(
-        "POST",
-        f"/crm/v8/{module}/upsert",
-        CallKind.UPSERT,
-        upsert_call_cost(len(chunk)),
-        json=upsert_body(chunk, unique_field, trigger),
-        accepts_data_errors=True,
-    )
-    response = api.send(call)
-    return parse_upsert_response(chunk, api.json(response))
+    body = upsert_body(chunk, unique_field, trigger)
+    return _send(api, "POST", f"/crm/v8/{module}/upsert", CallKind.UPSERT, chunk, body)
 
 
 def send_insert(
     api: ZohoApi, module: str, unique_field: str, chunk: Sequence[CrmRecord], trigger: Sequence[str]
 ) -> list[Outcome]:
-    """One Insert call for at most 100 distinct records."""
-    call = Call(
-        "POST",
-        f"/crm/v8/{module}",
-        CallKind.INSERT,
-        upsert_call_cost(len(chunk)),
-        json=insert_body(chunk, unique_field, trigger),
-        # Repeated after a lost reply, an insert answers DUPLICATE_DATA on the unique field,
-        # naming the record the first attempt made: the engine adopts it (so: idempotent).
-        accepts_data_errors=True,
-    )
-    response = api.send(call)
-    return parse_upsert_response(chunk, api.json(response))
+    """One Insert call for at most 100 distinct records.
+
+    Repeated after a lost reply, an insert answers DUPLICATE_DATA on the unique field, naming
+    the record the first attempt made: the engine adopts it, so retrying it is safe.
+    """
+    body = insert_body(chunk, unique_field, trigger)
+    return _send(api, "POST", f"/crm/v8/{module}", CallKind.INSERT, chunk, body)
 
 
 def send_update(
@@ -198,16 +184,24 @@ def send_update(
     trigger: Sequence[str],
 ) -> list[Outcome]:
     """One Update call (by record id) for at most 100 distinct records."""
+    body = update_body(chunk, unique_field, record_ids, trigger)
+    outcomes = _send(api, "PUT", f"/crm/v8/{module}", CallKind.UPDATE, chunk, body)
+    return [gone_outcome(o) for o in outcomes]
+
+
+def _send(
+    api: ZohoApi,
+    method: str,
+    path: str,
+    kind: str,
+    chunk: Sequence[CrmRecord],
+    body: dict[str, object],
+) -> list[Outcome]:
+    """One records-API write; one outcome per record of ``chunk``."""
     call = Call(
-        "PUT",
-        f"/crm/v8/{module}",
-        CallKind.UPDATE,
-        upsert_call_cost(len(chunk)),
-        json=update_body(chunk, unique_field, record_ids, trigger),
-        accepts_data_errors=True,
+        method, path, kind, upsert_call_cost(len(chunk)), json=body, accepts_data_errors=True
     )
-    response = api.send(call)
-    return [gone_outcome(o) for o in parse_upsert_response(chunk, api.json(response))]
+    return parse_upsert_response(chunk, api.json(api.send(call)))
 
 
 def _details(entry: Mapping[str, Any]) -> Mapping[str, Any]:
