@@ -1,130 +1,209 @@
-"""Initial sync throughput and memory: N legacy rows through the engine into the emulator.
+"""Initial sync against the floor: `syncd initial-sync` on N legacy rows, CPU, wall, peak RSS.
 
-    .venv/bin/python -m bench.bench_initial_sync                   # 200,000 rows, SQLite
-    .venv/bin/python -m bench.bench_initial_sync --rows 1000000
-    .venv/bin/python -m bench.bench_initial_sync --source-url postgresql+psycopg://postgres@127.0.0.1/test
+    .venv/bin/python -m bench.bench_initial_sync                        # 1,000,000 rows, PostgreSQL
+    .venv/bin/python -m bench.bench_initial_sync --rows 100000 --rows 1000000   # RSS flatness
+    .venv/bin/python -m bench.bench_initial_sync --job-seconds 2 --parallel-jobs 2  # goal 4
+    .venv/bin/python -m bench.bench_initial_sync --database mysql --rows 200000
+    .venv/bin/python -m bench.bench_initial_sync --rows 200000 --profile /tmp/sync.prof
 
-(Run from the repository root: it reuses the test helpers' orders table and config.)
+(Run from the repository root.) Per size, in one run on this machine:
 
-The emulator runs in this process (``EmulatorServer``); the sync runs in a child process (App +
-``run_drain``, as ``syncd initial-sync`` does), so its peak RSS is syncd's alone: the emulator
-keeps every record in memory and would hide whether syncd's own memory stays flat (promise 7).
-With ``--source-url`` (a server URL) a fresh database is created there and dropped afterwards.
+1. a fresh database gets the ``orders`` table by plain DDL, filled by the database's own client
+   (``bench/legacy.py``), with the pending index ``syncd ddl`` suggests;
+2. the floor is measured: the mapped columns of the pending rows exported as CSV into a zip, and
+   one UPDATE setting every flag (then every row is made pending again);
+3. the real command, ``syncd -c CONFIG initial-sync``, runs as a child process against the
+   bundled emulator on a real port. The emulator runs in this process in its fast mode
+   (``bulk_fast``: every row answered ADDED, nothing checked or stored) so the figures are
+   syncd's; ``--job-seconds T --parallel-jobs k`` make each bulk job take T seconds with k at once.
+   The child's CPU (user + system) and peak RSS come from ``wait4``: the whole command,
+   start-up included.
+
+Printed: wall, CPU and peak RSS, each against the goals of issue 14 (CPU <= 4x floor, wall <=
+5x floor, RSS <= 150 MB and flat across sizes, wall <= 1.2 x (jobs x T / k) + floor), jobs,
+calls and credits, and a check that every row ended flagged.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import resource
+import math
+import os
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import timedelta
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy.engine import make_url
-
+from bench.legacy import FIELDS, Floor, bench_database, fill, flagged, measure_floor
 from syncd.emulator.server import EmulatorServer
 from syncd.emulator.settings import EmulatorSettings
-from syncd.engine.runs import run_drain
-from tests.helpers.databases import fresh_database
-from tests.helpers.e2e import open_app, write_config
-from tests.helpers.orders import create_orders, order
+
+MIB = 1024 * 1024
 
 
-def peak_rss_mib() -> float:
-    """This process's peak resident set size so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+@dataclass(frozen=True)
+class SyncRun:
+    rows: int
+    floor: Floor
+    wall: float
+    cpu: float
+    rss_mib: float
+    exit_code: int
+    flagged: int
+    jobs: int
+    credits: int
+    calls: dict[str, int]
 
 
-def sync_in_child(config: str, poll_ms: int) -> dict[str, Any]:
-    """The initial sync, in a fresh process: its result, timing, peak RSS and ledger."""
-    with open_app(Path(config), bulk_poll_interval=timedelta(milliseconds=poll_ms)) as app:
-        rt = app.runtime(app.settings.pipeline("orders"))
-        before = peak_rss_mib()
-        started_at = app.clock.now()
+def write_config(
+    workdir: Path, source_url: str, base_url: str, batch_size: int, poll: str, in_flight: int
+) -> Path:
+    emulator = EmulatorSettings()
+    fields = "\n".join(f'{api} = "{column}"' for api, column in FIELDS.items())
+    path = workdir / "config.toml"
+    path.write_text(
+        f"""
+[source]
+url = "{source_url}"
+
+[state]
+url = "sqlite:///{workdir}/state.db"
+
+[crm]
+accounts_url = "{base_url}"
+api_domain = "{base_url}"
+upload_url = "{base_url}/crm/v8/upload"
+client_id = "{emulator.client_id}"
+client_secret = "{emulator.client_secret}"
+refresh_token = "{emulator.refresh_token}"
+bulk_poll_interval = "{poll}"
+bulk_jobs_in_flight = {in_flight}
+daily_credit_budget = 1000000000
+
+[[pipelines]]
+name = "orders"
+table = "orders"
+key = "id"
+flag = "sync"
+module = "Orders"
+unique_field = "parent_id"
+batch_size = {batch_size}
+
+[pipelines.fields]
+{fields}
+""",
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    return path
+
+
+def run_command(config: Path, log: Path, profile: str | None) -> tuple[float, float, float, int]:
+    """``syncd initial-sync`` as a child: wall seconds, CPU seconds, peak RSS MiB, exit code."""
+    program = ["-m", "bench.cpu_profile", profile] if profile else ["-m", "syncd"]
+    command = [sys.executable, *program, "-c", str(config), "initial-sync"]
+    with log.open("w") as out:
         began = time.perf_counter()
-        result = run_drain(rt, "initial")
-        seconds = time.perf_counter() - began
-        return {
-            "seconds": seconds,
-            "counts": result.counts,
-            "left_pending": result.left_pending,
-            "rss_before_mib": before,
-            "rss_peak_mib": peak_rss_mib(),
-            "ledger": app.store.calls_since(started_at),
-        }
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - began
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, child.returncode
 
 
-@contextmanager
-def legacy_database(server_url: str | None, workdir: Path) -> Iterator[str]:
-    """A SQLite file in ``workdir``, or a new database on the given server (dropped after)."""
-    if server_url is None:
-        yield f"sqlite:///{workdir}/legacy.db"
-        return
-    yield from fresh_database(server_url, prefix="syncd_bench")
+def one_size(args: argparse.Namespace, rows: int) -> SyncRun:
+    server_url = args.server_url or {
+        "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        "mysql": "mysql+pymysql://root@127.0.0.1:3306/test",
+    }.get(args.database)
+    with (
+        tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp,
+        bench_database(args.database, server_url, Path(tmp)) as url,
+    ):
+        workdir = Path(tmp)
+        began = time.perf_counter()
+        fill(url, rows)
+        print(f"\n{rows:,} rows ({args.database}): filled in {time.perf_counter() - began:.1f} s")
+        floor = measure_floor(url, workdir)
+        settings = EmulatorSettings(
+            bulk_fast=True,
+            bulk_rows_per_second=None,
+            bulk_job_seconds=args.job_seconds,
+            bulk_parallel_jobs=args.parallel_jobs,
+            max_parallel_bulk_jobs=max(10, args.parallel_jobs),
+            daily_credits=10**9,
+        )
+        with EmulatorServer(settings) as server:
+            config = write_config(
+                workdir, url, server.base_url, args.batch_size, args.poll, args.in_flight
+            )
+            wall, cpu, rss, code = run_command(config, workdir / "syncd.log", args.profile)
+            stats = server.admin.stats()
+        if code != 0:
+            print((workdir / "syncd.log").read_text()[-3000:])
+        bulk = stats["bulk"]
+        return SyncRun(
+            rows=rows,
+            floor=floor,
+            wall=wall,
+            cpu=cpu,
+            rss_mib=rss,
+            exit_code=code,
+            flagged=flagged(url),
+            jobs=int(bulk.get("jobs_created", 0)),
+            credits=int(stats["credits"]["used"]),
+            calls=dict(stats["calls"]),
+        )
+
+
+def report(args: argparse.Namespace, run: SyncRun) -> None:
+    floor = run.floor
+    print(
+        f"floor: {floor.seconds:.2f} s (export CSV+zip {floor.export_seconds:.2f} s, "
+        f"{floor.zipped_bytes / MIB:.1f} MiB; one UPDATE {floor.update_seconds:.2f} s)"
+    )
+    print(
+        f"syncd initial-sync: exit {run.exit_code}, {run.flagged:,} of {run.rows:,} rows flagged, "
+        f"{run.jobs} bulk jobs, {run.rows / run.wall:,.0f} rows/s"
+    )
+    print(f"  CPU  {run.cpu:7.1f} s = {run.cpu / floor.seconds:5.2f} x floor   (goal <= 4)")
+    if args.job_seconds:
+        jobs = math.ceil(run.rows / args.batch_size)
+        bound = 1.2 * jobs * args.job_seconds / args.parallel_jobs + floor.seconds
+        print(
+            f"  wall {run.wall:7.1f} s; goal <= 1.2 x ({jobs} x {args.job_seconds:g} s / "
+            f"{args.parallel_jobs}) + floor = {bound:.1f} s: "
+            f"{'met' if run.wall <= bound else 'NOT met'}"
+        )
+    else:
+        print(f"  wall {run.wall:7.1f} s = {run.wall / floor.seconds:5.2f} x floor   (goal <= 5)")
+    print(f"  peak RSS {run.rss_mib:.0f} MiB (goal <= 150); credits {run.credits:,}")
+    calls = ", ".join(f"{name} {n}" for name, n in sorted(run.calls.items()))
+    print(f"  emulator calls: {calls}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--source-url", help="a PostgreSQL or MySQL server URL (default SQLite)")
+    parser.add_argument("--rows", type=int, action="append", help="repeatable; default 1000000")
+    parser.add_argument("--database", choices=("postgresql", "mysql", "sqlite"), default="postgresql")
+    parser.add_argument("--server-url", help="database server URL (default: the local one)")
     parser.add_argument("--batch-size", type=int, default=25_000)
-    parser.add_argument("--poll-ms", type=int, default=200, help="bulk job poll interval")
-    parser.add_argument(
-        "--rate", type=float, default=10_000_000, help="emulator bulk_rows_per_second"
-    )
+    parser.add_argument("--poll", default="1s", help="bulk_poll_interval")
+    parser.add_argument("--in-flight", type=int, default=2, help="bulk_jobs_in_flight")
+    parser.add_argument("--job-seconds", type=float, default=0.0, help="emulator job time T")
+    parser.add_argument("--parallel-jobs", type=int, default=1, help="emulator jobs at once k")
+    parser.add_argument("--profile", help="write a cProfile of the command to this file")
     args = parser.parse_args()
-    with (
-        tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp,
-        legacy_database(args.source_url, Path(tmp)) as url,
-    ):
-        began = time.perf_counter()
-        create_orders(url, (order(i) for i in range(1, args.rows + 1))).dispose()
-        seconds = time.perf_counter() - began
-        print(f"legacy table: {args.rows:,} rows in {seconds:.1f} s ({make_url(url).drivername})")
-        settings = EmulatorSettings(bulk_rows_per_second=args.rate, daily_credits=10**9)
-        with EmulatorServer(settings) as server:
-            config = write_config(
-                Path(tmp),
-                url,
-                server.base_url,
-                crm="daily_credit_budget = 1000000000",
-                pipeline=f"batch_size = {args.batch_size}",
-            )
-            spawn = multiprocessing.get_context("spawn")
-            with spawn.Pool(1) as pool:
-                run = pool.apply(sync_in_child, (str(config), args.poll_ms))
-            stats = server.admin.stats()
-        report(args.rows, run, stats)
-
-
-def report(rows: int, run: dict[str, Any], stats: dict[str, Any]) -> None:
-    counts = run["counts"]
-    print(
-        f"initial sync: {counts.confirmed:,} of {rows:,} rows confirmed in {run['seconds']:.1f} s"
-        f" = {rows / run['seconds']:,.0f} rows/s ({run['left_pending']} left pending)"
-    )
-    print(
-        f"syncd peak RSS: {run['rss_peak_mib']:.0f} MiB "
-        f"(after start-up {run['rss_before_mib']:.0f} MiB); "
-        f"emulator process {peak_rss_mib():.0f} MiB"
-    )
-    print(f"credits spent: {counts.credits:,}")
-    print("API calls by kind (syncd's ledger):")
-    for kind, (calls, credits) in sorted(run["ledger"].items()):
-        print(f"  {kind:<12} {calls:>6,} calls {credits:>8,} credits")
-    print("emulator saw:")
-    for name, calls in sorted(stats["calls"].items()):
-        print(f"  {name:<58} {calls:>6,}")
-    bulk = stats["bulk"]
-    print(
-        f"bulk jobs: {bulk.get('jobs_created', 0)} created, {bulk.get('jobs_completed', 0)} "
-        f"completed, {bulk.get('rows', 0):,} rows; CRM records: {stats['records']}"
-    )
+    runs = [one_size(args, rows) for rows in args.rows or [1_000_000]]
+    for run in runs:
+        print(f"\n== {run.rows:,} rows ==")
+        report(args, run)
+    if len(runs) > 1:
+        low, high = min(r.rss_mib for r in runs), max(r.rss_mib for r in runs)
+        print(f"\npeak RSS across sizes: {low:.0f}..{high:.0f} MiB, spread {high / low - 1:.0%}"
+              " (goal <= 10 %)")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ This is the one place that turns a ``SyncdError`` into a message and an exit cod
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -87,6 +88,9 @@ def pipelines_of(settings: Settings, name: str | None) -> list[Any]:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map errors to one line and an exit code."""
+    # Every file and directory syncd creates (state store, bulk and dry-run files, lock files)
+    # is its user's only: they hold tokens and order data. Set once, before anything is written.
+    os.umask(0o077)
     try:
         # Without standalone mode click returns the code of a click.exceptions.Exit.
         code = cli.main(args=argv, prog_name="syncd", standalone_mode=False)
@@ -155,10 +159,24 @@ def register(*commands: click.Command, reads_config: bool = True) -> None:
 
 def _load_commands() -> None:
     # Imported here, not at the top: the command modules import helpers from this module.
-    from syncd.commands import check, db, ddl, demo, initial, jobs, lookup, rejects, run, status
+    from syncd.commands import (
+        check,
+        db,
+        ddl,
+        deletes,
+        demo,
+        import_csv,
+        initial,
+        jobs,
+        lookup,
+        rejects,
+        run,
+        status,
+    )
 
-    for module in (check, db, ddl, initial, run, status, rejects, lookup, jobs):
+    for module in (check, db, ddl, initial, run, status, rejects, lookup, jobs, import_csv):
         register(*module.COMMANDS)
+    register(*deletes.COMMANDS)
     # The emulator's own command; its heavy imports happen only when it runs.
     from syncd.emulator.cli import emulator_command
 

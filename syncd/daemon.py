@@ -26,6 +26,7 @@ from syncd.jobs import InFlight, Jobs, Running, Worker, scheduler_log
 from syncd.metrics import Metrics, StateCollector
 from syncd.model import RunCounts
 from syncd.notify.evaluate import Notifications
+from syncd.sharing import forget_me
 from syncd.state.lease import Lease, lease_for
 from syncd.systemd import Notifier, watchdog_interval
 
@@ -145,8 +146,14 @@ class Daemon:
         for name in workers:
             self.metrics.count(name, RunCounts())  # every pipeline shows up, from zero
         if self.collector is not None:
-            budget = app.settings.crm.daily_credit_budget
-            self.collector.bind(app.store, list(workers), self._last_success, budget)
+            crm = app.settings.crm
+            self.collector.bind(
+                app.store,
+                list(workers),
+                self._last_success,
+                crm.daily_credit_budget,
+                crm.credit_reserve,
+            )
 
     def _serve_metrics(self, app: App) -> None:
         metrics = app.settings.metrics
@@ -208,6 +215,8 @@ class Daemon:
                 self._give_up(run.app, name, worker.lease, worker.holder)
             else:
                 kept[name] = worker.lease
+        if release_leases:
+            forget_me(run, datetime.now(UTC))  # the other daemons' share grows at once
         if run.notifications is not None:
             run.notifications.close()
         run.app.close()

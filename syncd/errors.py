@@ -7,6 +7,7 @@
     ├── LeaseLost                   another worker holds the pipeline; stop sending
     ├── KeyUnknown                  `syncd lookup`: syncd knows no record and no reject for the key
     ├── BudgetExceeded              the call would cross ``daily_credit_budget``; wait
+    ├── WorkFileError               a bulk file could not be written (disk full); nothing sent
     └── CrmError                    anything the Zoho API said
         ├── CrmAuthError            fatal: credentials are wrong or revoked; re-consent needed
         ├── CrmFatalError           fatal: request is wrong (module, field, mapping); fix config
@@ -64,6 +65,11 @@ class KeyUnknown(SyncdError):
 
 class LeaseLost(SyncdError):
     """Another worker holds this pipeline's lease; this one must not send."""
+
+
+class WorkFileError(SyncdError):
+    """A file syncd writes for itself (a bulk file in the temp directory) could not be written:
+    the disk is full or not writable. Nothing was sent; the rows stay pending and go again."""
 
 
 class BudgetExceeded(SyncdError):

@@ -23,16 +23,19 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.app import App, host_id
 from syncd.config import PipelineSettings
+from syncd.crashpoints import crash_point
+from syncd.deletes import CHUNKS_PER_TICK, DELETE_TICK, delete_policy, delete_round
 from syncd.engine.apply import prune_rejects
 from syncd.engine.drain import Stopped
 from syncd.engine.realtime import realtime_tick
-from syncd.engine.runs import record_tick, run_drain
+from syncd.engine.runs import run_drain
 from syncd.engine.runtime import PipelineRuntime
 from syncd.errors import BudgetExceeded, LeaseLost, SyncdError
 from syncd.logs import log_context
 from syncd.metrics import Metrics
 from syncd.model import RunCounts
 from syncd.notify.evaluate import Notifications
+from syncd.sharing import fair_share, give_back_extra, held_count
 from syncd.state.lease import HEARTBEAT, Lease
 from syncd.systemd import Notifier, watchdog_interval
 
@@ -65,6 +68,9 @@ class Worker:
     last_success: datetime | None = None
     holder: str = field(default_factory=host_id)
     waiting_for_budget: bool = False  # said once when it starts, once when it ends
+    # Held while the pipeline's tick or delete round runs: they take turns (a row written by
+    # the one is never deleted by the other), and a lease is given back only between them.
+    busy: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -146,27 +152,36 @@ class Jobs:
                 misfire_grace_time=None,
                 **once,
             )
+            if delete_policy(worker.settings) is not None:
+                often = min(DELETE_TICK, worker.settings.delete_scan_interval)
+                rounds = IntervalTrigger(seconds=often.total_seconds(), timezone=UTC)
+                name = worker.settings.name
+                add(self.deletes, rounds, args=[run, worker], id=f"deletes:{name}", **once)
 
     def leases(self, run: Running) -> None:
         """Keep the leases held (heartbeat) or, as a standby, try to take them."""
         with self.in_flight.track():
             if run.halted.is_set():
                 return
+            share = fair_share(run, datetime.now(UTC))
             for worker in run.workers.values():
                 try:
-                    self._keep_lease(run, worker, datetime.now(UTC))
+                    if worker.lease.held or held_count(run) < share:
+                        self._keep_lease(run, worker, datetime.now(UTC))
                 except SyncdError as exc:
                     logger.warning(
                         "lease record not updated: %s",
                         exc,
                         extra={"event": "lease_record_failed", "pipeline": worker.settings.name},
                     )
+            give_back_extra(run, share)
 
     @staticmethod
     def _keep_lease(run: Running, worker: Worker, now: datetime) -> None:
         name = worker.settings.name
         if worker.lease.held:
             if worker.lease.verify():
+                crash_point("after_lease_verified")
                 run.app.store.heartbeat_lease(name, worker.holder, now)
             return
         if worker.lease.try_acquire():
@@ -183,7 +198,8 @@ class Jobs:
             if run.halted.is_set() or not worker.lease.held:
                 return  # stopping, or standby: another process holds this pipeline
             try:
-                counts = self._work(run.app, worker)
+                with worker.busy:
+                    counts = self._work(run.app, worker)
             except Stopped:
                 return
             except LeaseLost as exc:  # the heartbeat saw the lease go: the standby has it now
@@ -216,12 +232,24 @@ class Jobs:
             return run_drain(rt, "initial").counts
         if worker.settings.mode == "interval":
             return run_drain(rt, "interval").counts
-        started = rt.clock.now()
-        result = realtime_tick(rt)
-        record_tick(
-            rt, "realtime" if result.mode == "buffer" else "realtime-bulk", started, result.counts
-        )
-        return result.counts
+        return realtime_tick(rt).counts  # records its run itself, from its first send on
+
+    def deletes(self, run: Running, worker: Worker) -> None:
+        """A delete round (``syncd.deletes``) of a pipeline this process holds, between ticks."""
+        name = worker.settings.name
+        with self.in_flight.track(), log_context(pipeline=name):
+            if run.halted.is_set() or not worker.lease.held:
+                return
+            if not worker.busy.acquire(blocking=False):
+                return  # the tick is running: the next round comes in a minute
+            try:
+                delete_round(run.app, worker.settings, worker.runtime, max_chunks=CHUNKS_PER_TICK)
+            except (Stopped, LeaseLost):
+                return
+            except SyncdError as exc:  # BudgetExceeded included: the round waits for credits
+                logger.warning("delete round failed: %s", exc, extra={"event": "deletes_failed"})
+            finally:
+                worker.busy.release()
 
     def housekeeping(self, run: Running) -> None:
         with self.in_flight.track():

@@ -22,6 +22,7 @@ class _Bound:
     pipelines: Sequence[str]
     last_success: Callable[[str], datetime | None]
     budget: int
+    reserve: int
 
 
 class StateCollector(Collector):
@@ -40,8 +41,9 @@ class StateCollector(Collector):
         pipelines: Sequence[str],
         last_success: Callable[[str], datetime | None],
         budget: int,
+        reserve: int = 0,
     ) -> None:
-        self._bound = _Bound(store, tuple(pipelines), last_success, budget)
+        self._bound = _Bound(store, tuple(pipelines), last_success, budget, reserve)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         bound = self._bound
@@ -66,6 +68,18 @@ class StateCollector(Collector):
         for kind, (count, _) in sorted(bound.store.calls_since(since).items()):
             calls.add_metric([kind], count)
         yield calls
+        org = GaugeMetricFamily(
+            "syncd_org_credits_remaining",
+            "The org's remaining credits as Zoho last said (X-API-CREDITS-REMAINING), "
+            "absent when it has not said within 24 h",
+        )
+        remaining = bound.store.org_remaining()
+        if remaining is not None and remaining[1] >= since:
+            org.add_metric([], remaining[0])
+        yield org
+        yield GaugeMetricFamily(
+            "syncd_credit_reserve", "crm.credit_reserve in credits", value=bound.reserve
+        )
 
     def _pipelines(self, bound: _Bound) -> Iterator[GaugeMetricFamily]:
         now = self.now()
@@ -95,7 +109,17 @@ class StateCollector(Collector):
             "Bulk jobs in the last 24 h whose create reply was lost (maybe charged twice)",
             labels=["pipeline"],
         )
+        in_flight = GaugeMetricFamily(
+            "syncd_bulk_jobs_in_flight",
+            "Bulk jobs created and not yet applied",
+            labels=["pipeline"],
+        )
+        rejects = GaugeMetricFamily(
+            "syncd_rejects", "Rows Zoho refused that wait for a fix", labels=["pipeline"]
+        )
         for name in bound.pipelines:
+            in_flight.add_metric([name], bound.store.jobs_in_flight(name))
+            rejects.add_metric([name], bound.store.count_rejects(name))
             uncertain.add_metric([name], bound.store.count_uncertain(name, now - BUDGET_WINDOW))
             backoff = bound.store.backoff(name, BULK_SCOPE)
             paused.add_metric([name], int(backoff is not None and backoff.blocks(now)))
@@ -106,7 +130,7 @@ class StateCollector(Collector):
             last = bound.last_success(name)
             if last is not None:
                 success.add_metric([name], last.timestamp())
-        yield from (buffered, oldest, success, paused, failures, uncertain)
+        yield from (buffered, oldest, success, paused, failures, uncertain, in_flight, rejects)
 
 
 class Metrics:

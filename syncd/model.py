@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ class FieldMap:
     type: FieldType | None = None  # None: derived from the legacy column type
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a batch holds 25,000 of them
 class PendingRow:
     """A legacy row whose flag is false, with the mapped values exactly as read.
 
@@ -40,11 +40,21 @@ class PendingRow:
 
     key: Any
     values: Mapping[str, Any]
+    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def key_text(self) -> str:
         """The legacy key as the CRM unique field holds it."""
         return str(self.key)
+
+    @property
+    def fingerprint(self) -> str:
+        """``content_hash(values)``, computed once: a row is fingerprinted when its file is
+        journaled and again when its identity is recorded (values never change in a row)."""
+        if self._fingerprint is None:
+            object.__setattr__(self, "_fingerprint", content_hash(self.values))
+        assert self._fingerprint is not None
+        return self._fingerprint
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,7 @@ class BulkJobStatus:
     job_id: str
     state: str  # normalised: ADDED, INPROGRESS, COMPLETED, FAILED
     download_url: str | None = None
+    processed: int | None = None  # rows Zoho has processed so far; None when it does not say
 
     @property
     def finished(self) -> bool:
@@ -253,3 +264,35 @@ def content_hash(values: Mapping[str, Any]) -> str:
     """
     canonical = repr(sorted(values.items()))
     return hashlib.blake2b(canonical.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class DeleteOutcome:
+    """Zoho's answer to deleting one record by id (Delete Records API)."""
+
+    record_id: str
+    gone: bool  # the record no longer exists: deleted now, or already before
+    retry: bool = False  # not deleted, for a reason that passes (a lock, a limit)
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class PendingDelete:
+    """A legacy row gone from its table whose CRM record is still to be deleted (or marked)."""
+
+    key: str
+    record_id: str
+    found_at: datetime
+    approved_at: datetime | None = None  # by `syncd deletes approve`, past the breaker
+    attempts: int = 0
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class ScanPosition:
+    """Where the reconcile scan of the identity map has got to."""
+
+    after_key: str | None = None  # None: the next chunk starts a pass from the first key
+    pass_started_at: datetime | None = None
+    last_pass_at: datetime | None = None  # when the last full pass ended

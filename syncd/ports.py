@@ -20,6 +20,7 @@ from syncd.model import (
     BulkRow,
     Confirmation,
     CrmRecord,
+    DeleteOutcome,
     FieldType,
     Identity,
     JobState,
@@ -125,6 +126,10 @@ class Crm(Protocol):
         """record id -> the values of ``fields``, for the ids that exist (one GET per 100)."""
         ...
 
+    def delete_records(self, module: str, record_ids: Sequence[str]) -> list[DeleteOutcome]:
+        """Delete records by id (Delete Records API, 100 a call); one outcome per id."""
+        ...
+
     def build_bulk_files(
         self, unique_field: str, columns: Sequence[BulkColumn], rows: Iterable[BulkRow]
     ) -> Iterator[BulkFile]:
@@ -149,8 +154,11 @@ class Crm(Protocol):
 
     def bulk_job_status(self, job_id: str) -> BulkJobStatus: ...
 
-    def bulk_job_outcomes(self, status: BulkJobStatus) -> list[Outcome]:
-        """Download and parse a completed job's result, keyed by legacy key."""
+    def bulk_job_outcomes(
+        self, status: BulkJobStatus, keys: Sequence[str] | None = None
+    ) -> list[Outcome]:
+        """Download and parse a completed job's result, keyed by legacy key; with ``keys`` (the
+        job's file), one outcome per key, and a result naming other keys is refused."""
         ...
 
 
@@ -160,6 +168,10 @@ class RowEncoder(Protocol):
     def record(self, row: PendingRow) -> CrmRecord: ...
 
     def bulk_row(self, row: PendingRow) -> BulkRow: ...
+
+    def bulk_rows(self, rows: Sequence[PendingRow]) -> list[BulkRow] | None:
+        """Every row at once (faster), or None when one of them raises in ``bulk_row``."""
+        ...
 
     def bulk_columns(self) -> list[BulkColumn]: ...
 

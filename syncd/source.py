@@ -10,10 +10,11 @@ import json
 import logging
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -51,6 +52,8 @@ from sqlalchemy.exc import DBAPIError, NoSuchTableError, SAWarning, SQLAlchemyEr
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType, TypeEngine
 
+from syncd.crashpoints import crash_point
+from syncd.dbretry import retried
 from syncd.errors import SourceError
 from syncd.model import DELETED, Confirmation, FieldMap, FieldType, PendingRow
 
@@ -58,7 +61,7 @@ logger = logging.getLogger(__name__)
 
 _CHUNK = 500
 
-CONFIRM_CHUNK = 500
+CONFIRM_CHUNK = 2500
 """Rows confirmed per transaction. Each chunk holds its rows' locks (on SQLite the whole
 database's write lock) only while it reads 500 rows by key, compares them and flags the
 matching ones: a few milliseconds, so a legacy writer touching one of them waits that long at
@@ -123,6 +126,11 @@ def _translate(exc: SQLAlchemyError, what: str) -> SourceError:
     return SourceError(f"legacy database: {what}: {reason}")
 
 
+_retried = retried("legacy_db_retry")
+"""A legacy-database call is one short transaction of reads, or the compare-and-set of one
+chunk (read under lock, compare, set the flag): run again, it reads the rows as they are now."""
+
+
 def field_type_of(sql_type: TypeEngine[Any]) -> FieldType:
     """The CRM value type a legacy column type converts to by default."""
     if _is_boolean_like(sql_type):
@@ -171,7 +179,7 @@ class LegacyTable:
         self.spec = spec
         self._table: Table | None = None
         self._unknown_types: dict[str, str] = {}  # column -> type name SQLAlchemy did not know
-        self._compared = self._compared_columns()  # once: _to_row runs for every row read
+        self._compared = self._compared_columns()  # once: _rows runs for every row read
 
     @property
     def table(self) -> Table:
@@ -363,19 +371,32 @@ class LegacyTable:
     def _pending(self) -> ColumnElement[bool]:
         return self._col(self.spec.flag) == false()
 
-    def _to_row(self, row: Any) -> PendingRow:
-        mapping = row._mapping
-        values = {c: _stable(mapping[c]) for c in self._compared}
-        return PendingRow(key=mapping[self.spec.key], values=values)
+    def _rows(self, result: Any) -> list[PendingRow]:
+        """The rows of a ``_select_rows`` query: the key, and every compared column's value as
+        the driver returned it. Fetched at once (not one driver call per row), values picked
+        by position, ``_stable`` only for the rare row that holds a driver buffer."""
+        names = list(result.keys())
+        key_at = names.index(self.spec.key)
+        compared = self._compared
+        pick = itemgetter(*(names.index(c) for c in compared))
+        rows: list[PendingRow] = []
+        for row in result.fetchall():
+            picked = pick(row) if len(compared) > 1 else (pick(row),)
+            if not _UNSTABLE.isdisjoint(map(type, picked)):
+                picked = tuple(map(_stable, picked))
+            rows.append(PendingRow(row[key_at], dict(zip(compared, picked, strict=True))))
+        return rows
 
+    @_retried
     def pending_batch(self, after_key: Any | None, limit: int) -> list[PendingRow]:
         key = self._col(self.spec.key)
         query = self._select_rows().where(self._pending()).order_by(key).limit(limit)
         if after_key is not None:
             query = query.where(key > after_key)
         with self._connect("reading pending rows") as conn:
-            return [self._to_row(r) for r in conn.execute(query)]
+            return self._rows(conn.execute(query))
 
+    @_retried
     def count_pending(self) -> int:
         query = select(func.count()).select_from(self.table).where(self._pending())
         with self._connect("counting pending rows") as conn:
@@ -421,6 +442,7 @@ class LegacyTable:
                 found.setdefault(repr(group), []).append(str(spelling))
         return total, [sorted(spellings) for spellings in found.values()]
 
+    @_retried
     def fetch_rows(self, keys: Sequence[Any], *, pending_only: bool = False) -> list[PendingRow]:
         key = self._col(self.spec.key)
         keys = [self._key_value(k) for k in keys]
@@ -430,7 +452,19 @@ class LegacyTable:
             for start in range(0, len(keys), _CHUNK):
                 part = list(keys[start : start + _CHUNK])
                 query = base.where(key.in_(part)).order_by(key)
-                found.extend(self._to_row(r) for r in conn.execute(query))
+                found.extend(self._rows(conn.execute(query)))
+        return found
+
+    def existing_keys(self, keys: Sequence[str]) -> set[str]:
+        """Which of these keys (as text) still have a row, whatever its flag: the reconcile of
+        deletes compares chunks of the identity map with this, in one query per 500 keys."""
+        key = self._col(self.spec.key)
+        values = [self._key_value(k) for k in keys]
+        found: set[str] = set()
+        with self._connect("reading keys") as conn:
+            for start in range(0, len(values), _CHUNK):
+                query = select(key).where(self._key_in(values[start : start + _CHUNK]))
+                found.update(str(k) for k in conn.scalars(query))
         return found
 
     def _key_value(self, key: Any) -> Any:
@@ -458,11 +492,13 @@ class LegacyTable:
         unflagged: set[str] = set()
         for start in range(0, len(rows), CONFIRM_CHUNK):
             part = self._confirm_chunk(rows[start : start + CONFIRM_CHUNK])
+            crash_point("after_confirm_chunk")
             marked |= part.marked
             changed.update(part.changed)
             unflagged |= part.unflagged
         return Confirmation(frozenset(marked), changed, frozenset(unflagged), self.spec.flag)
 
+    @_retried
     def unflag(self, keys: Sequence[Any]) -> int:
         """Set the flag false for these keys, so they are sent again; how many rows changed.
 
@@ -479,13 +515,14 @@ class LegacyTable:
                 changed += conn.execute(stmt).rowcount
         return changed
 
+    @_retried
     def _confirm_chunk(self, sent: Sequence[PendingRow]) -> Confirmation:
         key = self._col(self.spec.key)
         flag = self._col(self.spec.flag)
         with self._locked("marking rows synced") as conn:
             query = self._select_rows().where(self._key_in([r.key for r in sent]))
             query = query.with_for_update()
-            now = {r.key_text: r for r in map(self._to_row, conn.execute(query))}
+            now = {r.key_text: r for r in self._rows(conn.execute(query))}
             changed = {r.key_text: self._differs(r, now.get(r.key_text)) for r in sent}
             same = [r.key for r in sent if not changed[r.key_text]]
             unflagged: set[str] = set()
@@ -507,9 +544,15 @@ class LegacyTable:
         at 1,000,000 rows this halves the confirmation's CPU (bench/bench_confirm.py)."""
         key = self._col(self.spec.key)
         dialect = self.engine.dialect.name
+        plain = all(type(k) in (int, str) for k in keys)
+        if dialect == "postgresql" and plain and isinstance(key.type, Integer | String):
+            # A JSON text, not an array: psycopg dumps an array element by element in Python.
+            given = cast(bindparam("keys", json.dumps(keys), type_=String()), postgresql.JSON())
+            elements = func.json_array_elements_text(given).table_valued("value")
+            return key.in_(select(cast(elements.c.value, key.type)))
         if dialect == "postgresql":
             return key == any_(bindparam("keys", keys, type_=postgresql.ARRAY(key.type)))
-        if dialect == "sqlite" and all(type(k) in (int, str) for k in keys):
+        if dialect == "sqlite" and plain:
             listed = func.json_each(bindparam("keys", json.dumps(keys), type_=String()))
             return key.in_(select(literal_column("value")).select_from(listed))
         return key.in_(keys)
@@ -521,8 +564,9 @@ class LegacyTable:
         if self.spec.version_column:
             name = self.spec.version_column
             return () if sent.values[name] == now.values[name] else (name,)
-        if sent.values.keys() == now.values.keys() and all(
-            _same(v, now.values[c]) for c, v in sent.values.items()
+        if _all_same(sent.values, now.values) or (
+            sent.values.keys() == now.values.keys()
+            and all(_same(v, now.values[c]) for c, v in sent.values.items())
         ):
             return ()
         return tuple(c for c in sent.values if repr(sent.values[c]) != repr(now.values.get(c)))
@@ -546,6 +590,24 @@ _EQ_IS_REPR = frozenset({str, int, bool, bytes, type(None), date})
 (not float: nan, -0.0; not Decimal: 1.0 vs 1.00; not datetime: fold, time zones)."""
 
 
+def _all_same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """True when every value of ``a`` is ``_same`` as ``b``'s, decided mostly in C: equal
+    dicts whose values have the same types, then ``repr`` only where ``==`` is not enough.
+    False means "not shown equal here" (the caller then compares column by column)."""
+    if a != b or list(a) != list(b):  # same order too: the values are zipped below
+        return False
+    types = tuple(map(type, a.values()))
+    if types != tuple(map(type, b.values())):
+        return False
+    if _EQ_IS_REPR.issuperset(types):
+        return True
+    return all(
+        repr(x) == repr(y)
+        for x, y, kind in zip(a.values(), b.values(), types, strict=True)
+        if kind not in _EQ_IS_REPR
+    )
+
+
 def _same(a: Any, b: Any) -> bool:
     """What ``content_hash`` compares (``repr`` equality), without the ``repr`` where ``==``
     says the same: the fingerprint's verdict per column, at a fifteenth of the cost."""
@@ -555,6 +617,9 @@ def _same(a: Any, b: Any) -> bool:
     if kind is type(b) and kind in _EQ_IS_REPR:
         return bool(a == b)
     return repr(a) == repr(b)
+
+
+_UNSTABLE = frozenset({memoryview, bytearray})
 
 
 def _stable(value: Any) -> Any:

@@ -10,16 +10,28 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from psycopg import DataError
+from psycopg.abc import AdaptContext
 from psycopg.adapt import AdaptersMap, Buffer, Loader
+from psycopg.pq import Format
 from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
 
 
-def _text_on_overflow(base: type[Loader]) -> type[Loader]:
-    class TextOnOverflow(base):  # type: ignore[misc,valid-type]  # a class built from a class
+def _text_on_overflow(name: str, base: type[Loader]) -> type[Loader]:
+    """A loader that parses with psycopg's own loader for ``name`` (its C implementation when
+    psycopg[binary] is installed; that class cannot be subclassed, so it is wrapped) and reads
+    what that loader refuses as text."""
+    fast = psycopg.adapters.get_loader(psycopg.adapters.types[name].oid, Format.TEXT) or base
+
+    class TextOnOverflow(Loader):
+        def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
+            super().__init__(oid, context)
+            self._parse = fast(oid, context).load
+
         def load(self, data: Buffer) -> Any:
             try:
-                return super().load(data)
+                return self._parse(data)
             except DataError:
                 return bytes(data).decode("utf-8", "replace")
 
@@ -28,9 +40,9 @@ def _text_on_overflow(base: type[Loader]) -> type[Loader]:
 
 
 _LOADERS = {
-    "date": _text_on_overflow(DateLoader),
-    "timestamp": _text_on_overflow(TimestampLoader),
-    "timestamptz": _text_on_overflow(TimestamptzLoader),
+    "date": _text_on_overflow("date", DateLoader),
+    "timestamp": _text_on_overflow("timestamp", TimestampLoader),
+    "timestamptz": _text_on_overflow("timestamptz", TimestamptzLoader),
 }
 
 

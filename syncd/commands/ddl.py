@@ -6,6 +6,7 @@ import click
 
 from syncd.app import App
 from syncd.cli import settings_of
+from syncd.deletes import tombstones
 
 
 @click.command("ddl")
@@ -13,7 +14,8 @@ from syncd.cli import settings_of
 @click.pass_context
 def ddl(ctx: click.Context, pipeline_name: str | None) -> None:
     """Print DDL for the legacy table: an index for pending rows, and a trigger that sets the
-    flag false on every insert and on every change of a mapped column.
+    flag false on every insert and on every change of a mapped column; with tombstone_table,
+    that table and an AFTER DELETE trigger writing each deleted row's key into it.
 
     syncd never runs DDL on the legacy database; review this and run it yourself.
     """
@@ -26,6 +28,12 @@ def ddl(ctx: click.Context, pipeline_name: str | None) -> None:
             click.echo(table.index_ddl())
             click.echo(f"\n-- pipeline {pipeline.name}: keep {pipeline.flag} false after changes")
             click.echo(table.trigger_ddl() + "\n")
+            if (found := tombstones(app, pipeline)) is not None:
+                click.echo(
+                    f"-- pipeline {pipeline.name}: note deleted keys in {found.name} "
+                    "(on_delete acts on them within a minute; syncd clears what it read)"
+                )
+                click.echo(found.ddl() + "\n")
 
 
 COMMANDS = [ddl]

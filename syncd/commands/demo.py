@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from syncd.commands.initial import progress_bar
-from syncd.engine.runtime import ProgressCallback
+from syncd.commands.progress import progress_bar
+from syncd.engine.progress import Progress, ProgressCallback
 from syncd.logs import setup_logging
-from syncd.model import RunCounts
 
 if TYPE_CHECKING:
     from syncd.demo import report
@@ -61,11 +60,11 @@ class ConsoleNarrator:
             return
         shown = [0]
 
-        def line(counts: RunCounts) -> None:
-            done = counts.confirmed + counts.rejected
+        def line(progress: Progress) -> None:
+            done, credits = progress.settled, progress.counts.credits
             if done != shown[0]:
                 shown[0] = done
-                self.say(f"{done:,} of {total:,} rows settled, {counts.credits:,} credits so far")
+                self.say(f"{done:,} of {total:,} rows settled, {credits:,} credits so far")
 
         yield line
 

@@ -2,79 +2,22 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from syncd.app import App
 from syncd.cli import settings_of
+from syncd.commands.progress import progress_bar
 from syncd.config import PipelineSettings
 from syncd.crm.credits import upsert_cost
 from syncd.engine import dryrun
 from syncd.engine.backoff import BULK_SCOPE
 from syncd.engine.runs import run_drain
-from syncd.engine.runtime import ProgressCallback
 from syncd.logs import log_context
-from syncd.model import Api, RunCounts
-
-logger = logging.getLogger(__name__)
-
-
-@contextmanager
-def progress_bar(name: str, total: int) -> Iterator[ProgressCallback]:
-    """A rich progress bar on a terminal; periodic log lines otherwise."""
-    if not sys.stderr.isatty():
-        last = [0.0]
-
-        def log_line(counts: RunCounts) -> None:
-            if time.monotonic() - last[0] >= 10:
-                last[0] = time.monotonic()
-                logger.info(
-                    "progress: %d sent, %d confirmed, %d rejected of %d",
-                    counts.sent,
-                    counts.confirmed,
-                    counts.rejected,
-                    total,
-                    extra={
-                        "event": "progress",
-                        "sent": counts.sent,
-                        "confirmed": counts.confirmed,
-                        "total": total,
-                    },
-                )
-
-        yield log_line
-        return
-    columns = (
-        TextColumn(f"[bold]{name}"),
-        BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,}"),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(name, total=max(total, 1), detail="")
-
-        def update(counts: RunCounts) -> None:
-            detail = (
-                f"sent {counts.sent:,} ✓ {counts.confirmed:,} ✗ {counts.rejected:,} "
-                f"credits {counts.credits:,}"
-            )
-            bar.update(
-                task, completed=min(counts.confirmed + counts.rejected, total), detail=detail
-            )
-
-        yield update
+from syncd.model import Api
 
 
 @click.command("initial-sync")

@@ -12,9 +12,12 @@ from syncd.app import App
 from syncd.cli import settings_of
 from syncd.config import PipelineSettings
 from syncd.crm.credits import BUDGET_WINDOW
+from syncd.deletes import deletes_status
 from syncd.engine.backoff import BULK_SCOPE
 from syncd.errors import SourceError
 from syncd.model import Backoff
+from syncd.sharing import HOST_ALIVE
+from syncd.state.hosts import HostStore
 from syncd.state.lease import HEARTBEAT
 from syncd.state.store import LeaseRecord
 
@@ -56,6 +59,7 @@ def pipeline_status(app: App, pipeline: PipelineSettings, now: datetime) -> dict
         "jobs_maybe_paid_twice_24h": store.count_uncertain(pipeline.name, now - BUDGET_WINDOW),
         "initial_sync_done": store.has_succeeded(pipeline.name, "initial"),
         "lease": lease_status(lease, now),
+        "deletes": deletes_status(app, pipeline),
         "last_runs": [
             {
                 "id": r.id,
@@ -124,6 +128,7 @@ def collect(app: App) -> dict[str, Any]:
             "org": _org_credits(app, now),
         },
         "pipelines": [pipeline_status(app, p, now) for p in app.settings.pipelines],
+        "daemons": _daemons(app, now),
         "notify": _notify(app),
     }
 
@@ -134,6 +139,34 @@ def _age(seconds: int | None) -> str:
     minutes, secs = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _daemons(app: App, now: datetime) -> list[dict[str, Any]]:
+    """The daemons alive on this state store, and the pipelines each runs."""
+    names = [p.name for p in app.settings.pipelines]
+    holders = {name: app.store.lease_holder(name) for name in names}
+    return [
+        {
+            "host": host,
+            "pipelines": [n for n, h in holders.items() if h is not None and h.holder == host],
+        }
+        for host in HostStore(app.store).alive(now - HOST_ALIVE)
+    ]
+
+
+def _deletes_text(deletes: dict[str, Any]) -> str:
+    text = (
+        f"  deleted rows ({deletes['on_delete']}): {deletes['pending']:,} pending, "
+        f"{deletes['approved']:,} approved, max_deletes {deletes['max_deletes']:,}"
+    )
+    if deletes["waiting_for_approval"]:
+        text += (
+            f"; {deletes['waiting_for_approval']:,} WAIT FOR APPROVAL (`syncd deletes list`, "
+            "`syncd deletes approve`)"
+        )
+    if deletes["failing"]:
+        text += f"; {deletes['failing']:,} failed at least once"
+    return text
 
 
 def _lease_text(lease: dict[str, Any] | None) -> str:
@@ -159,6 +192,9 @@ def _print(data: dict[str, Any]) -> None:
     else:
         seen = f"{org['remaining']:,} left, as Zoho said {_age(org['seen_seconds_ago'])} ago"
     click.echo(f"org credits: {seen}; {org['reserve']:,} kept for other integrations")
+    for daemon in data["daemons"]:
+        runs = ", ".join(daemon["pipelines"]) or "no pipeline (standby)"
+        click.echo(f"daemon {daemon['host']}: runs {runs}")
     for target in data["notify"]:
         active = ", ".join(target["active"]) or "nothing"
         click.echo(f"notify {target['name']} ({target['kind']} {target['url']}): told of {active}")
@@ -175,6 +211,8 @@ def _print(data: dict[str, Any]) -> None:
             f"  initial sync {'done' if p['initial_sync_done'] else 'NOT done'};  "
             f"lease held by {lease}"
         )
+        if (deletes := p["deletes"]) is not None:
+            click.echo(_deletes_text(deletes))
         if p["jobs_maybe_paid_twice_24h"]:
             click.echo(
                 f"  {p['jobs_maybe_paid_twice_24h']} bulk job(s) in the last 24 h may have been "

@@ -18,9 +18,15 @@ package touches the raw TOML.
 from __future__ import annotations
 
 from syncd.config.durations import Schedule, parse_duration, parse_schedule
-from syncd.config.loader import DEFAULT_CONFIG_PATH, find_config_path, load_settings
+from syncd.config.loader import (
+    DEFAULT_CONFIG_PATH,
+    find_config_path,
+    load_crm_settings,
+    load_settings,
+)
 from syncd.config.presets import CUSTOM_DATA_CENTER, DATA_CENTERS, Hosts
 from syncd.config.settings import (
+    CrmOnlySettings,
     CrmSettings,
     LogSettings,
     MetricsSettings,
@@ -36,6 +42,7 @@ __all__ = [
     "CUSTOM_DATA_CENTER",
     "DATA_CENTERS",
     "DEFAULT_CONFIG_PATH",
+    "CrmOnlySettings",
     "CrmSettings",
     "Hosts",
     "LogSettings",
@@ -48,6 +55,7 @@ __all__ = [
     "StateSettings",
     "default_state_url",
     "find_config_path",
+    "load_crm_settings",
     "load_settings",
     "parse_duration",
     "parse_schedule",

@@ -8,19 +8,20 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from syncd.config.problems import Loc, Problems
-from syncd.config.schema import SECRET_KEYS, ConfigFile, validation_context
-from syncd.config.settings import Settings
+from syncd.config.schema import SECRET_KEYS, ConfigFile, CrmOnlyFile, validation_context
+from syncd.config.settings import CrmOnlySettings, Settings
 from syncd.config.values import show
 from syncd.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = Path("/etc/syncd/config.toml")
+_FileModel = TypeVar("_FileModel", ConfigFile, CrmOnlyFile)
 
 # "$${" is a literal "${"; "${NAME}" an environment variable; anything else after "${" is a typo
 _REFERENCE = re.compile(r"\$\$\{|\$\{(?P<name>[^}]*)\}|\$\{")
@@ -45,20 +46,7 @@ def find_config_path(cli_value: str | None, *, default: Path = DEFAULT_CONFIG_PA
 
 def load_settings(path: Path) -> Settings:
     """Read, interpolate and validate the config file; ``ConfigError`` lists every problem."""
-    raw = _read_toml(path)
-    problems = Problems()
-    config = _interpolate(raw, (), os.environ, problems)
-    _read_secret_files(config, path.parent, problems)
-    validated: ConfigFile | None = None
-    try:
-        validated = ConfigFile.model_validate(config, context=validation_context(config))
-    except ValidationError as exc:
-        problems.add_pydantic(exc.errors(include_url=False))
-    # raised outside the except block: pydantic's error holds the input, secrets included,
-    # and must not ride along as __context__
-    if problems.found or validated is None:
-        raise ConfigError(problems.lines(path.name))
-    settings = validated.build(path)
+    settings = _validated(path, ConfigFile).build(path)
     logger.debug(
         "config loaded from %s (%d pipelines)",
         path,
@@ -66,6 +54,28 @@ def load_settings(path: Path) -> Settings:
         extra={"event": "config_loaded", "path": str(path), "pipelines": len(settings.pipelines)},
     )
     return settings
+
+
+def load_crm_settings(path: Path) -> CrmOnlySettings:
+    """As ``load_settings``, for ``syncd import``: [source] and [[pipelines]] may be absent."""
+    return _validated(path, CrmOnlyFile).build(path)
+
+
+def _validated(path: Path, model: type[_FileModel]) -> _FileModel:
+    raw = _read_toml(path)
+    problems = Problems()
+    config = _interpolate(raw, (), os.environ, problems)
+    _read_secret_files(config, path.parent, problems)
+    validated: _FileModel | None = None
+    try:
+        validated = model.model_validate(config, context=validation_context(config))
+    except ValidationError as exc:
+        problems.add_pydantic(exc.errors(include_url=False))
+    # raised outside the except block: pydantic's error holds the input, secrets included,
+    # and must not ride along as __context__
+    if problems.found or validated is None:
+        raise ConfigError(problems.lines(path.name))
+    return validated
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -28,12 +28,14 @@ from syncd.config.durations import Schedule
 from syncd.config.presets import CUSTOM_DATA_CENTER, DATA_CENTERS, Hosts
 from syncd.config.settings import (
     CONDITIONS,
+    CrmOnlySettings,
     CrmSettings,
     LogSettings,
     MetricsSettings,
     Mode,
     NotifyTarget,
     NotifyThresholds,
+    OnDelete,
     PipelineSettings,
     Secret,
     Settings,
@@ -248,6 +250,30 @@ class _Pipeline(_Model):
     fields: dict[FieldName, FieldSpec] = Field(min_length=1, max_length=199)
     version_column: Column | None = None
     batch_size: Annotated[int | None, int_between(1, 25000)] = None
+    on_delete: Annotated[OnDelete | None, one_of(["keep", "delete", "mark"])] = None
+    mark_field: ApiName | None = Field(default=None, validate_default=True)
+    max_deletes: Annotated[int | None, int_between(1)] = None
+    delete_scan_interval: Duration | None = None
+    tombstone_table: TableName | None = None
+
+    @field_validator("mark_field")
+    @classmethod
+    def _mark_needs_field(cls, value: str | None, info: ValidationInfo) -> str | None:
+        marking = info.data.get("on_delete") == "mark"
+        if marking and value is None:
+            raise broken_rule(
+                'is required with on_delete = "mark": the CRM field (a checkbox) set to true'
+            )
+        if value is not None and not marking:
+            raise broken_rule('is only used with on_delete = "mark"')
+        return value
+
+    @field_validator("max_deletes", "delete_scan_interval", "tombstone_table")
+    @classmethod
+    def _deletes_only(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None and info.data.get("on_delete") in (None, "keep"):
+            raise broken_rule('is only used with on_delete = "delete" or "mark"')
+        return value
 
     @field_validator("flag")
     @classmethod
@@ -297,6 +323,11 @@ class _Pipeline(_Model):
                 schedule=self.schedule,
                 version_column=self.version_column,
                 batch_size=self.batch_size,
+                on_delete=self.on_delete,
+                mark_field=self.mark_field,
+                max_deletes=self.max_deletes,
+                delete_scan_interval=self.delete_scan_interval,
+                tombstone_table=self.tombstone_table,
             ),
         )
 
@@ -397,6 +428,28 @@ class ConfigFile(_Model):
                 target.build(index, self.notify_defaults or _NotifyThresholds())
                 for index, target in enumerate(self.notify or [])
             ),
+        )
+
+
+class CrmOnlyFile(_Model):
+    """The file as ``syncd import`` reads it: only [crm] is required ([state] and [log] are
+    used); [source] and [[pipelines]] may be left out and are checked when present."""
+
+    source: _Source | None = None
+    state: _State | None = None
+    crm: _Crm
+    pipelines: list[_Pipeline] | None = None
+    metrics: _Metrics | None = None
+    log: _Log | None = None
+    notify_defaults: _NotifyThresholds | None = None
+    notify: list[_NotifyTarget] | None = None
+
+    def build(self, path: Path) -> CrmOnlySettings:
+        return CrmOnlySettings(
+            path=path,
+            state=(self.state or _State()).build(),
+            crm=self.crm.build(),
+            log=(self.log or _Log()).build(),
         )
 
 

@@ -22,6 +22,7 @@ from syncd.model import FieldMap
 Mode = Literal["realtime", "interval"]
 UTC = ZoneInfo("UTC")
 LogFormat = Literal["auto", "text", "json"]
+OnDelete = Literal["keep", "delete", "mark"]
 
 
 class Secret:
@@ -135,6 +136,12 @@ class PipelineSettings:
     fields: tuple[FieldMap, ...]
     version_column: str | None = None
     batch_size: int = 25000
+    # Legacy rows deleted: their CRM records are kept, deleted, or marked (mark_field := true).
+    on_delete: OnDelete = "keep"
+    mark_field: str | None = None  # set exactly when on_delete is "mark"
+    max_deletes: int | None = None  # None: the smaller of 100 and 1 % of the known records
+    delete_scan_interval: timedelta = timedelta(hours=1)
+    tombstone_table: str | None = None
 
     @property
     def schema_name(self) -> str | None:
@@ -168,6 +175,7 @@ CONDITIONS = (
     "rejects",
     "unfinished_jobs",
     "maybe_paid_twice",
+    "deletes_waiting",
 )
 """The conditions a ``[[notify]]`` target hears about (all of them unless it names some)."""
 
@@ -231,3 +239,13 @@ class Settings:
         close = difflib.get_close_matches(name, names, n=1)
         hint = f'did you mean "{close[0]}"?' if close else "configured: " + ", ".join(names)
         raise UsageError(f'{self.path.name}: no pipeline named "{name}" ({hint})')
+
+
+@dataclass(frozen=True)
+class CrmOnlySettings:
+    """What a command that talks to the CRM alone (``syncd import``) takes from the file."""
+
+    path: Path
+    state: StateSettings
+    crm: CrmSettings
+    log: LogSettings = field(default_factory=LogSettings)

@@ -12,16 +12,16 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import stamina
 
-from syncd.crm.auth import REGRANT_ADVICE, TokenManager
+from syncd.crm.auth import REGRANT_ADVICE, TokenManager, certificate_error
 from syncd.crm.credits import BUDGET_WINDOW, check_budget
 from syncd.errors import CrmAuthError, CrmError, CrmFatalError, CrmRetriableError
 from syncd.ports import CachedToken, Clock, CreditLedger
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from syncd.config import CrmSettings
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 TOKEN_REJECTED_CODES = frozenset({"INVALID_TOKEN", "AUTHENTICATION_FAILURE", "INVALID_OAUTHTOKEN"})
 DEFAULT_MAX_CONCURRENCY = 5
@@ -113,13 +115,38 @@ class ZohoApi:
         """Send ``call``, retrying temporary failures; raise a typed ``CrmError`` otherwise."""
         return self._caller(functools.partial(self._should_retry, call), self._send_once, call)
 
+    def send_read(self, call: Call, read: Callable[[httpx.Response], T]) -> T:
+        """Send ``call`` and ``read`` its answer, both inside the retries.
+
+        An answer that arrives but cannot be read (a body cut short, an HTML page from a proxy,
+        an empty body: ``read`` raises ``CrmRetriableError`` BAD_RESPONSE or BAD_RESULT) is
+        retried like a 5xx, within the same budget of attempts and time, when the call may be
+        repeated; a non-idempotent call is not repeated (Zoho may have acted on it).
+        """
+        return self._caller(
+            functools.partial(self._should_retry, call), self._send_and_read, call, read
+        )
+
+    def send_json(self, call: Call) -> Any:
+        """``send_read`` with the JSON body as the answer."""
+        return self.send_read(call, self.json)
+
+    def _send_and_read(self, call: Call, read: Callable[[httpx.Response], T]) -> T:
+        return read(self._send_once(call))
+
     def json(self, response: httpx.Response) -> Any:
-        """The JSON body of a successful response (a temporary error when it is not JSON)."""
+        """The JSON body of a successful response (a temporary error when it is not JSON).
+
+        The content type is not checked: a proxy that labels Zoho's JSON text/html does no
+        harm, and the body alone says whether the answer is usable.
+        """
         try:
             return response.json()
         except ValueError:
             raise CrmRetriableError(
-                f"Zoho answered {_where(response.request.url)} with a body that is not JSON",
+                f"Zoho answered {_where(response.request.url)} with HTTP "
+                f"{response.status_code} and a body that is not JSON ({_describe(response)}); "
+                "a proxy between syncd and Zoho may have answered instead",
                 code="BAD_RESPONSE",
                 http_status=response.status_code,
             ) from None
@@ -175,6 +202,8 @@ class ZohoApi:
         url = call.url
         if not url.startswith(("http://", "https://")):
             url = (token.api_domain or self._settings.api_domain).rstrip("/") + url
+        else:
+            self._check_host(call, url, token)
         headers = {"Authorization": f"Zoho-oauthtoken {token.access_token}", **call.headers}
         with self._limiter:
             started = time.monotonic()
@@ -195,6 +224,23 @@ class ZohoApi:
             },
         )
         return response
+
+    def _check_host(self, call: Call, url: str, token: CachedToken) -> None:
+        """Refuse to send the access token to a host that is not one of Zoho's.
+
+        Absolute URLs come from Zoho's answers (a bulk result's ``download_url``); an answer
+        that points elsewhere (a tampering proxy, a poisoned cache) must not get the token.
+        Fatal: asking again gets the same URL, and the token must never go there.
+        """
+        s = self._settings
+        known = (s.api_domain, s.accounts_url, s.upload_url, token.api_domain or s.api_domain)
+        if not token_may_go_to(url, known):
+            raise CrmFatalError(
+                f"{call.kind} call: Zoho's answer points to {_where(url)}, which is not a Zoho "
+                f"host of this config ({', '.join(sorted({_origin(k) for k in known}))}); syncd "
+                "does not send its access token there",
+                code="UNTRUSTED_HOST",
+            )
 
     def _request(self, call: Call, url: str, headers: dict[str, str]) -> httpx.Response:
         if call.upload is None:
@@ -291,6 +337,9 @@ def _body(response: httpx.Response) -> Mapping[str, Any]:
 
 
 def _transport_error(call: Call, url: str, exc: httpx.TransportError) -> CrmError:
+    untrusted = certificate_error(exc, url)
+    if untrusted is not None:
+        return untrusted
     # Connect failures mean the request never left; read/write failures may have been acted on.
     not_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     timeout = isinstance(exc, httpx.TimeoutException)
@@ -298,6 +347,44 @@ def _transport_error(call: Call, url: str, exc: httpx.TransportError) -> CrmErro
         f"{call.kind} call {_where(url)} failed: {type(exc).__name__}",
         code="CONNECT_FAILED" if not_sent else "TIMEOUT" if timeout else "TRANSPORT_ERROR",
     )
+
+
+def token_may_go_to(url: str, known: tuple[str, ...]) -> bool:
+    """Whether the access token may be sent to ``url``: one of the ``known`` Zoho hosts, or a
+    sibling under the same Zoho domain (Zoho serves bulk results from download-accl.zoho.com
+    next to accounts.zoho.com), always with the scheme and port of the known host."""
+    target = httpx.URL(url)
+    for base in known:
+        home = httpx.URL(base)
+        if (target.scheme, target.port) != (home.scheme, home.port):
+            continue
+        if target.host == home.host:
+            return True
+        domain = _zoho_domain(home.host)
+        if domain is not None and target.host.endswith("." + domain):
+            return True
+    return False
+
+
+def _zoho_domain(host: str) -> str | None:
+    """``zoho.com`` of ``accounts.zoho.com`` (``zohoapis.eu``, ``zohocloud.ca`` ...): the domain
+    whose other hosts are Zoho's too; None for hosts outside a zoho* domain (a proxy, the
+    emulator), which are trusted by their exact name only."""
+    labels = host.split(".")
+    if len(labels) >= 3 and labels[1].startswith("zoho"):
+        return ".".join(labels[1:])
+    return None
+
+
+def _origin(url: str) -> str:
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.netloc.decode()}"
+
+
+def _describe(response: httpx.Response) -> str:
+    """What came back instead of JSON, for the error line: type and size, never the body."""
+    kind = response.headers.get("content-type", "no content type").split(";", 1)[0]
+    return f"{kind}, {len(response.content)} bytes"
 
 
 def _where(url: str | httpx.URL) -> str:

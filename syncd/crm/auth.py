@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import ssl
 import threading
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from syncd.errors import CrmAuthError, CrmError, CrmRetriableError
+from syncd.errors import CrmAuthError, CrmError, CrmFatalError, CrmRetriableError
 from syncd.ports import CachedToken, Clock, TokenCache
 
 if TYPE_CHECKING:
@@ -111,6 +112,9 @@ class TokenManager:
         try:
             response = self._http.post(url, data=form)
         except httpx.TransportError as exc:
+            untrusted = certificate_error(exc, url)
+            if untrusted is not None:
+                raise untrusted from None
             raise CrmRetriableError(
                 f"cannot reach the Zoho accounts server {settings.accounts_url}: "
                 f"{type(exc).__name__}",
@@ -120,6 +124,27 @@ class TokenManager:
             return response.json(), response.status_code
         except ValueError:
             return None, response.status_code
+
+
+def certificate_error(exc: httpx.TransportError, url: str) -> CrmFatalError | None:
+    """The error for a TLS certificate that failed verification, else None.
+
+    Fatal, not retried: a certificate that does not verify will not verify in a minute, and
+    it is what a man-in-the-middle looks like. syncd has no switch to skip verification; a
+    proxy that re-signs traffic on purpose is trusted through its CA file (SSL_CERT_FILE).
+    """
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, ssl.SSLCertVerificationError):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None and "CERTIFICATE_VERIFY_FAILED" not in str(exc):
+        return None
+    reason = getattr(seen, "verify_message", None) or "certificate verify failed"
+    host = httpx.URL(url).netloc.decode()
+    return CrmFatalError(
+        f"the TLS certificate of {host} failed verification ({reason}); syncd always verifies "
+        "TLS: if a proxy re-signs traffic on purpose, point SSL_CERT_FILE at its CA bundle",
+        code="TLS_UNVERIFIED",
+    )
 
 
 def refresh_margin(token: CachedToken) -> timedelta:

@@ -5,12 +5,15 @@ Files are built by ``syncd.crm.bulk_csv``; this module only talks to Zoho (throu
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from syncd.crm.api import Call, ZohoApi
 from syncd.crm.bulk_csv import complete_outcomes, parse_bulk_result
@@ -35,7 +38,7 @@ def upload_file(api: ZohoApi, upload_url: str, org_id: str, file: BulkFile) -> s
         upload=Path(file.path),
         headers={"feature": "bulk-write", "X-CRM-ORG": org_id},
     )
-    body = _mapping(api.json(api.send(call)))
+    body = _mapping(api.send_json(call))
     details = _mapping(body.get("details"))
     # Zoho has answered upload errors with HTTP 200 (reference §5.1): read the body.
     if body.get("status") != "success" or details.get("file_id") is None:
@@ -83,7 +86,9 @@ def create_job(api: ZohoApi, body: Mapping[str, Any]) -> str:
         json=body,
         idempotent=False,
     )
-    reply = _mapping(api.json(api.send(call)))
+    # Not repeated: an unreadable answer (BAD_RESPONSE) leaves it open whether Zoho created
+    # (and charged) the job, and the caller must treat it as it treats a lost reply.
+    reply = _mapping(api.send_json(call))
     job_id = _mapping(reply.get("details")).get("id")
     if reply.get("status") != "success" or job_id is None:
         raise CrmFatalError(
@@ -96,7 +101,7 @@ def create_job(api: ZohoApi, body: Mapping[str, Any]) -> str:
 def job_status(api: ZohoApi, job_id: str) -> BulkJobStatus:
     """One poll; the state is normalised (``IN PROGRESS`` and ``INPROGRESS`` alike)."""
     call = Call("GET", f"/crm/bulk/v8/write/{job_id}", CallKind.BULK_STATUS, OTHER_CALL_CREDITS)
-    return parse_job_status(job_id, api.json(api.send(call)))
+    return parse_job_status(job_id, api.send_json(call))
 
 
 def parse_job_status(job_id: str, body: Any) -> BulkJobStatus:
@@ -111,7 +116,33 @@ def parse_job_status(job_id: str, body: Any) -> BulkJobStatus:
     ):
         state = "FAILED"
     url = _mapping(job.get("result")).get("download_url")
-    return BulkJobStatus(job_id, state, str(url) if url else None)
+    return BulkJobStatus(job_id, state, str(url) if url else None, _processed(resources))
+
+
+def _processed(resources: object) -> int | None:
+    """Rows processed so far, summed over ``resource[].file`` (reference 5.3). Before a job
+    starts Zoho may give only ``{"status": ...}``: None then, so "not said" is not "none done"."""
+    files = resources if isinstance(resources, list) else []
+    said = [
+        n for r in files if (n := _file_processed(_mapping(_mapping(r).get("file")))) is not None
+    ]
+    return sum(said) if said else None
+
+
+def _file_processed(file: Mapping[str, Any]) -> int | None:
+    """``total_count``, else added + updated + skipped, of whichever counts the file carries."""
+
+    def count(key: str) -> int | None:
+        value = file.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    total = count("total_count")
+    if total is not None:
+        return total
+    parts = [
+        n for k in ("added_count", "updated_count", "skipped_count") if (n := count(k)) is not None
+    ]
+    return sum(parts) if parts else None
 
 
 def normalise_state(value: object) -> str:
@@ -161,15 +192,54 @@ def download_outcomes(
             code="NO_RESULT",
         )
     # An absolute URL is used as given; a relative one is on the API domain (reference §5.4).
+    # ZohoApi refuses to send the token to a host that is not Zoho's (UNTRUSTED_HOST, fatal).
     call = Call("GET", status.download_url, CallKind.DOWNLOAD, OTHER_CALL_CREDITS)
-    outcomes = parse_bulk_result(api.send(call).content)
+    try:
+        outcomes = api.send_read(call, functools.partial(_read_result, status.job_id, keys))
+    except CrmRetriableError as exc:
+        if exc.code != "BAD_RESULT":
+            raise  # Zoho or the network is away: the job stays journaled and is fetched later
+        # Every download within the retry budget was unreadable or untrustworthy: the same
+        # file will come back next time, so waiting cannot help. Fatal for this job: it is
+        # closed, nothing of it is applied, and its rows (still pending) go again.
+        raise CrmFatalError(
+            f"{exc}, at every download the retry budget allows; nothing of it is applied",
+            code="BAD_RESULT",
+        ) from None
     logger.info(
         "bulk job %s result: %d rows",
         status.job_id,
         len(outcomes),
         extra={"event": "crm_bulk_result", "job_id": status.job_id, "rows": len(outcomes)},
     )
-    return outcomes if keys is None else complete_outcomes(keys, outcomes)
+    return outcomes
+
+
+def _read_result(
+    job_id: str, keys: Sequence[str] | None, response: httpx.Response
+) -> list[Outcome]:
+    """The outcomes of one downloaded result; ``CrmRetriableError`` BAD_RESULT when it cannot
+    be read, or names a key that was not in the job's file.
+
+    A result naming keys that were not sent belongs (at least partly) to something else: a
+    cache serving another job's file, a mix-up at Zoho. None of its rows can be trusted, the
+    ones naming our keys included, so none is applied: confirming a row on such evidence
+    could mark synced a row Zoho never wrote.
+    """
+    try:
+        outcomes = parse_bulk_result(response.content)
+    except CrmRetriableError as exc:
+        raise CrmRetriableError(f"bulk job {job_id}: {exc}", code="BAD_RESULT") from None
+    if keys is None:
+        return outcomes
+    foreign = sorted({o.key for o in outcomes} - set(keys))
+    if foreign:
+        raise CrmRetriableError(
+            f"bulk job {job_id}: the result names {len(foreign)} key(s) that were not in the "
+            f"job's file (first: {foreign[0]!r})",
+            code="BAD_RESULT",
+        )
+    return complete_outcomes(keys, outcomes)
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

@@ -6,8 +6,10 @@ mapped columns (reference §5.4); results are matched by that key, never by row 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import itertools
 import logging
 import os
 import tempfile
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from syncd.crm.credits import BULK_MAX_ROWS
 from syncd.crm.upsert import RETRYABLE_CODES
-from syncd.errors import CrmFatalError, CrmRetriableError
+from syncd.errors import CrmFatalError, CrmRetriableError, WorkFileError
 from syncd.model import BulkColumn, BulkFile, BulkRow, Outcome, OutcomeKind
 
 logger = logging.getLogger(__name__)
@@ -55,22 +57,36 @@ def build_bulk_files(
     """
     header = bulk_header(unique_field, columns, limits)
     current: _ZipCsv | None = None
+    encode = _CsvLines()
     try:
-        for row in rows:
-            if len(row.cells) != len(columns):
-                raise ValueError(
-                    f"row {row.key!r} has {len(row.cells)} cells for {len(columns)} columns"
-                )
-            line = _csv_line([row.key, *row.cells])
-            if current is not None and not current.fits(line, limits):
-                finished, current = current.close(), None
-                yield finished
-            if current is None:
-                current = _ZipCsv(directory, header)
-            current.add(row.key, line)
+        for block in _blocks(rows, _BLOCK_ROWS):
+            # A block goes in with one CSV write when it surely fits; near a limit, or when
+            # a row is faulty, row by row below, which cuts exactly and names the row.
+            data = _block_fits(current, block, len(columns), encode, limits)
+            if current is not None and data is not None:
+                current.add_block([row.key for row in block], data)
+                continue
+            for row in block:
+                if len(row.cells) != len(columns):
+                    raise ValueError(
+                        f"row {row.key!r} has {len(row.cells)} cells for {len(columns)} columns"
+                    )
+                line = encode([row.key, *row.cells])
+                if current is not None and not current.fits(line, limits):
+                    finished, current = current.close(), None
+                    yield finished
+                if current is None:
+                    current = _ZipCsv(directory, header)
+                current.add(row.key, line)
         if current is not None:
             finished, current = current.close(), None
             yield finished
+    except OSError as exc:  # ENOSPC, EACCES, EDQUOT: a full or read-only temp directory
+        where = directory or tempfile.gettempdir()
+        raise WorkFileError(
+            f"cannot write a bulk file in {where}: {exc.strerror or exc}; nothing was sent and "
+            "the rows stay pending. Free space there or point TMPDIR at a larger disk."
+        ) from exc
     finally:
         if current is not None:
             current.discard()
@@ -95,9 +111,57 @@ def bulk_header(unique_field: str, columns: Sequence[BulkColumn], limits: BulkLi
 
 def _csv_line(cells: Sequence[str]) -> bytes:
     """One RFC 4180 record (quoted where needed, CRLF-terminated), UTF-8 encoded."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
-    return buffer.getvalue().encode("utf-8")
+    return _CsvLines()(cells)
+
+
+_BLOCK_ROWS = 500
+
+
+def _blocks(rows: Iterable[BulkRow], size: int) -> Iterator[tuple[BulkRow, ...]]:
+    """``itertools.batched`` (Python 3.12) for 3.11."""
+    it = iter(rows)
+    while block := tuple(itertools.islice(it, size)):
+        yield block
+
+
+def _block_fits(
+    current: _ZipCsv | None,
+    block: tuple[BulkRow, ...],
+    width: int,
+    encode: _CsvLines,
+    limits: BulkLimits,
+) -> bytes | None:
+    """The block's CSV lines when all of it may go into ``current`` at once, else None."""
+    if current is None or set(map(len, (row.cells for row in block))) != {width}:
+        return None
+    if not current.fits_rows(len(block), limits):
+        return None
+    data = encode.many([(row.key, *row.cells) for row in block])
+    return data if current.fits(data, limits) else None
+
+
+class _CsvLines:
+    """``_csv_line`` with one writer for every row of a run (not a writer and buffer per row)."""
+
+    def __init__(self) -> None:
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
+
+    def __call__(self, cells: Sequence[str]) -> bytes:
+        return self.many([cells])
+
+    def many(self, rows: Sequence[Sequence[str]]) -> bytes:
+        """Several records, one after the other, as one byte string."""
+        self._writer.writerows(rows)
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return text.encode("utf-8")
+
+
+_WRITE_BLOCK = 1 << 16
+"""Lines are handed to the deflater in blocks of this many bytes: zipfile checksums and
+compresses per write call, which per line costs more than the encoding itself."""
 
 
 class _ZipCsv:
@@ -112,15 +176,22 @@ class _ZipCsv:
         self._keys: list[str] = []
         self._seen: set[str] = set()
         self._csv_bytes = 0
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._write(_csv_line(header))
 
     def fits(self, line: bytes, limits: BulkLimits) -> bool:
-        zipped_estimate = self._raw.tell() + len(line) + limits.flush_margin
+        # Lines not yet deflated count at full size: the estimate never falls short.
+        written = self._raw.tell() + self._pending_bytes
+        zipped_estimate = written + len(line) + limits.flush_margin
         return (
             len(self._keys) < limits.max_rows
             and zipped_estimate <= limits.max_zipped_bytes
             and self._csv_bytes + len(line) <= limits.max_csv_bytes
         )
+
+    def fits_rows(self, rows: int, limits: BulkLimits) -> bool:
+        return len(self._keys) + rows <= limits.max_rows
 
     def add(self, key: str, line: bytes) -> None:
         if key in self._seen:
@@ -129,7 +200,18 @@ class _ZipCsv:
         self._keys.append(key)
         self._write(line)
 
+    def add_block(self, keys: list[str], data: bytes) -> None:
+        """Rows whose lines are ``data``, added at once (a repeated key is refused as in add)."""
+        fresh = set(keys)
+        if len(fresh) != len(keys) or not self._seen.isdisjoint(fresh):
+            repeated = next(k for i, k in enumerate(keys) if k in self._seen or k in keys[:i])
+            raise ValueError(f"key {repeated!r} appears twice in one bulk file")
+        self._seen |= fresh
+        self._keys.extend(keys)
+        self._write(data)
+
     def close(self) -> BulkFile:
+        self._flush()
         self._member.close()
         self._zip.close()
         self._raw.close()
@@ -144,14 +226,23 @@ class _ZipCsv:
         return BulkFile(str(self.path), tuple(self._keys), len(self._keys), size)
 
     def discard(self) -> None:
-        self._member.close()
-        self._zip.close()
-        self._raw.close()
+        with contextlib.suppress(OSError):  # a full disk fails the close too; remove it anyway
+            self._member.close()
+            self._zip.close()
+            self._raw.close()
         self.path.unlink(missing_ok=True)
 
     def _write(self, line: bytes) -> None:
-        self._member.write(line)
+        self._pending.append(line)
+        self._pending_bytes += len(line)
         self._csv_bytes += len(line)
+        if self._pending_bytes >= _WRITE_BLOCK:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._member.write(b"".join(self._pending))
+        self._pending.clear()
+        self._pending_bytes = 0
 
 
 def parse_bulk_result(data: bytes) -> list[Outcome]:
@@ -169,10 +260,23 @@ def parse_bulk_result(data: bytes) -> list[Outcome]:
     if "STATUS" not in header:
         raise CrmRetriableError("the bulk result CSV has no STATUS column", code="BAD_RESULT")
     outcomes: dict[str, Outcome] = {}
-    for row in reader:
-        if row:
-            cells = dict(zip(header, row, strict=False))
-            outcomes[row[0]] = result_outcome(row[0], cells)
+    status_at = header.index("STATUS")
+    id_at = header.index("RECORD_ID") if "RECORD_ID" in header else None
+    written = {"ADDED": OutcomeKind.ADDED, "UPDATED": OutcomeKind.UPDATED}
+    try:
+        for row in reader:
+            if not row:
+                continue
+            # The common row (written, with its id) without a dict of its cells.
+            kind = written.get(row[status_at].strip().upper()) if status_at < len(row) else None
+            if kind is not None and id_at is not None and id_at < len(row):
+                outcomes[row[0]] = Outcome(row[0], kind, record_id=row[id_at].strip() or None)
+            else:
+                outcomes[row[0]] = result_outcome(row[0], dict(zip(header, row, strict=False)))
+    except csv.Error as exc:
+        raise CrmRetriableError(
+            f"the bulk result CSV is unreadable: {exc}", code="BAD_RESULT"
+        ) from exc
     return list(outcomes.values())
 
 
@@ -203,15 +307,11 @@ def parse_errors_cell(cell: str) -> tuple[str | None, str | None]:
 
 
 def complete_outcomes(keys: Sequence[str], outcomes: Sequence[Outcome]) -> list[Outcome]:
-    """Exactly one outcome per key of the uploaded file; a key Zoho did not report is RETRY."""
+    """Exactly one outcome per key of the uploaded file; a key Zoho did not report is RETRY.
+
+    Outcomes of other keys are dropped here; ``syncd.crm.bulk`` refuses such a result before.
+    """
     by_key = {outcome.key: outcome for outcome in outcomes}
-    unknown = by_key.keys() - set(keys)
-    if unknown:
-        logger.warning(
-            "bulk result names %d keys that were not in the file",
-            len(unknown),
-            extra={"event": "crm_bulk_result_unknown_keys", "count": len(unknown)},
-        )
     return [
         by_key.get(key)
         or Outcome(key, OutcomeKind.RETRY, code="NOT_IN_RESULT", message="missing from the result")

@@ -21,13 +21,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from syncd.crm import bulk, bulk_csv, preflight, read, upsert
+from syncd.crm import bulk, bulk_csv, bulk_import, deletes, preflight, read, upsert
 from syncd.crm.api import RetryPolicy, ZohoApi
 from syncd.crm.auth import TokenManager
+from syncd.crm.credits import DELETE_MAX_RECORDS
 from syncd.crm.edition import OrgLimits, edition_limits
 from syncd.errors import BudgetExceeded, CrmError, CrmRetriableError
 from syncd.model import (
@@ -36,6 +37,7 @@ from syncd.model import (
     BulkJobStatus,
     BulkRow,
     CrmRecord,
+    DeleteOutcome,
     FieldMap,
     FieldType,
     Outcome,
@@ -144,6 +146,27 @@ class CrmClient:
                 ]
         return outcomes
 
+    def delete_records(self, module: str, record_ids: Sequence[str]) -> list[DeleteOutcome]:
+        """Delete records by id in calls of 100 (Delete Records API, 1 credit a call); one
+        outcome per distinct id. Workflow rules run on the deletion only when ``crm.trigger``
+        names automations. A later call failing keeps the earlier answers; the rest retry."""
+        distinct = list(dict.fromkeys(record_ids))
+        outcomes: list[DeleteOutcome] = []
+        wf_trigger = bool(self._settings.trigger)
+        for start in range(0, len(distinct), DELETE_MAX_RECORDS):
+            part = distinct[start : start + DELETE_MAX_RECORDS]
+            try:
+                outcomes += deletes.send_delete(self._api, module, part, wf_trigger=wf_trigger)
+            except (CrmRetriableError, BudgetExceeded) as exc:
+                if not outcomes:
+                    raise
+                code = exc.code if isinstance(exc, CrmRetriableError) else "BUDGET_EXCEEDED"
+                left = distinct[len(outcomes) :]
+                return outcomes + [
+                    DeleteOutcome(i, gone=False, retry=True, code=code) for i in left
+                ]
+        return outcomes
+
     # -- bulk write ------------------------------------------------------------------------
 
     def build_bulk_files(
@@ -212,9 +235,35 @@ class CrmClient:
         """Download and parse a completed job's result, keyed by legacy key.
 
         With ``keys`` (the file's keys) the list has exactly one outcome per key: keys missing
-        from the result are RETRY, result rows for other keys are dropped.
+        from the result are RETRY. A result that stays unreadable, or names keys that were not
+        in the file, raises ``CrmFatalError`` BAD_RESULT: none of it is applied.
         """
         return bulk.download_outcomes(self._api, status, keys)
+
+    def create_import_job(
+        self,
+        module: str,
+        operation: str,
+        find_by: str | None,
+        header: Sequence[str],
+        file_id: str,
+        *,
+        ignore_empty: bool = False,
+    ) -> str:
+        """Create a ``syncd import`` job over an uploaded CSV whose header names the fields
+        (500 credits); the job id. Never repeated after a lost reply, as ``create_bulk_job``."""
+        request = bulk_import.import_job_request(
+            module, operation, find_by, header, file_id, ignore_empty=ignore_empty
+        )
+        return bulk.create_job(self._api, request)
+
+    def bulk_result_rows(self, status: BulkJobStatus) -> list[list[str]]:
+        """A completed job's result CSV as Zoho wrote it, header first."""
+        return bulk_import.download_result_rows(self._api, status)
+
+    def module_fields(self, module: str) -> dict[str, Mapping[str, Any]]:
+        """The module's field metadata by API name (``CrmFatalError`` for an unknown module)."""
+        return preflight.fetch_fields(self._api, module)
 
     # -- metadata --------------------------------------------------------------------------
 

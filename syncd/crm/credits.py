@@ -30,6 +30,13 @@ UNCONFIRMED (reference §9 #17): Zoho does not say whether upload and status pol
 We count them at the "all other APIs" price so the budget errs on the safe side.
 """
 
+DELETE_MAX_RECORDS = 100
+"""Zoho's cap on record ids in one Delete Records call (``?ids=``, Delete Records API)."""
+
+DELETE_CALL_CREDITS = 1
+"""One Delete Records call, whatever its number of ids: Zoho lists no special price for it, so
+it costs what "all other APIs" do (reference §6.1)."""
+
 BUDGET_WINDOW = timedelta(hours=24)
 
 ORG_REMAINING_FRESH = timedelta(hours=1)
@@ -53,6 +60,7 @@ class CallKind:
     ORG = "org"
     FIELDS = "fields"
     GET_RECORDS = "get_records"
+    DELETE = "delete"
 
 
 def upsert_call_cost(records: int) -> int:
@@ -73,6 +81,11 @@ def upsert_cost(records: int) -> int:
 def bulk_cost(rows: int) -> int:
     """Credits of the Bulk Write jobs needed for ``rows`` rows (500 per started 25,000)."""
     return BULK_JOB_CREDITS * math.ceil(max(rows, 0) / BULK_MAX_ROWS)
+
+
+def delete_cost(records: int) -> int:
+    """Credits to delete ``records`` records by id, in calls of 100."""
+    return DELETE_CALL_CREDITS * math.ceil(max(records, 0) / DELETE_MAX_RECORDS)
 
 
 def check_budget(*, needed: int, spent: int, budget: int) -> None:

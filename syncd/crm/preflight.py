@@ -68,7 +68,7 @@ class OrgInfo:
 
 def fetch_org(api: ZohoApi) -> OrgInfo:
     """The org's zgid (for ``X-CRM-ORG``) and license details from ``GET /crm/v8/org``."""
-    body = api.json(api.send(Call("GET", "/crm/v8/org", CallKind.ORG, OTHER_CALL_CREDITS)))
+    body = api.send_json(Call("GET", "/crm/v8/org", CallKind.ORG, OTHER_CALL_CREDITS))
     orgs = body.get("org") if isinstance(body, Mapping) else None
     first = orgs[0] if isinstance(orgs, list) and orgs else None
     if not isinstance(first, Mapping) or first.get("zgid") is None:
@@ -86,7 +86,7 @@ def fetch_fields(api: ZohoApi, module: str) -> dict[str, Mapping[str, Any]]:
     call = Call(
         "GET", "/crm/v8/settings/fields", CallKind.FIELDS, OTHER_CALL_CREDITS, {"module": module}
     )
-    body = api.json(api.send(call))
+    body = api.send_json(call)
     fields = body.get("fields") if isinstance(body, Mapping) else None
     if not isinstance(fields, list):
         raise CrmFatalError(f"module {module!r} has no field metadata", code="NO_FIELDS")

@@ -201,7 +201,7 @@ def _send(
     call = Call(
         method, path, kind, upsert_call_cost(len(chunk)), json=body, accepts_data_errors=True
     )
-    return parse_upsert_response(chunk, api.json(api.send(call)))
+    return parse_upsert_response(chunk, api.send_json(call))
 
 
 def _details(entry: Mapping[str, Any]) -> Mapping[str, Any]:

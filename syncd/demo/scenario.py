@@ -27,8 +27,8 @@ from syncd.demo import orders, report
 from syncd.demo.realtime import RealtimeResult, RealtimeScript
 from syncd.emulator.server import EmulatorServer
 from syncd.emulator.settings import EmulatorSettings
+from syncd.engine.progress import ProgressCallback
 from syncd.engine.runs import run_drain
-from syncd.engine.runtime import ProgressCallback
 
 FILES = ("config.toml", "legacy.db", "state.db")
 

@@ -62,6 +62,7 @@ class TokenIssuer:
         self._live: OrderedDict[str, AccessToken] = OrderedDict()
         self._mints: dict[str, deque[float]] = {}
         self.minted = 0
+        self.issued: list[str] = []  # every token minted, for tests that look for leaks
 
     def grant(self, params: Mapping[str, str], api_domain: str) -> tuple[int, dict[str, Any]]:
         """Answer ``POST /oauth/v2/token``: (HTTP status, JSON body)."""
@@ -102,6 +103,7 @@ class TokenIssuer:
         for oldest in mine[: max(0, len(mine) - s.max_live_tokens)]:
             del self._live[oldest]
         self.minted += 1
+        self.issued.append(token)
         return token
 
     def check(self, header: str | None, needed: tuple[str, ...]) -> None:

@@ -68,6 +68,8 @@ class Job:
         default_factory=lambda: {"added": 0, "updated": 0, "skipped": 0, "total": 0}
     )
     result: bytes | None = None
+    started_at: float | None = None  # when the worker took it up (RUNNING)
+    rows_done: bool = False  # every row processed; completes once bulk_job_seconds passed
     finished_at: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -315,6 +317,17 @@ def job_details(job: Job, settings: EmulatorSettings, download_url: str) -> dict
         body["callback"] = request.callback
     if job.state == "COMPLETED":
         body["result"] = {"download_url": download_url}
+    return body
+
+
+def regressed(details: dict[str, Any]) -> dict[str, Any]:
+    """The details of a job as first created (ADDED, no result), whatever it has become."""
+    body = {k: v for k, v in details.items() if k != "result"}
+    body["status"] = "ADDED"
+    body["resource"] = [
+        {**r, "status": "ADDED", "code": "ADDED", "file": {"status": "ADDED"}}
+        for r in details["resource"]
+    ]
     return body
 
 

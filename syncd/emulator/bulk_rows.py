@@ -53,6 +53,7 @@ class RowEngine:
         self.skip_empty_key = settings.bulk_empty_find_by == "skip" or self.op == "update"
         self.intra_duplicates = settings.intra_request_duplicates == "duplicate_data"
         self.unprocessed_rate, self.rng = unprocessed_rate, job.rng
+        self.fast = settings.bulk_fast
         self.cell = {s: _cased(s, settings.bulk_status_case) for s in STATUSES}
         self.columns: list[Column] = [
             (m.index, store.slot[m.api_name], _converter(m, settings, zone), m.header, m.default)
@@ -91,6 +92,8 @@ class RowEngine:
         echo = [row[i] if i < width else "" for i in self.echo]
         if self.unprocessed_rate and self.rng.random() < self.unprocessed_rate:
             return [*echo, self.cell["UNPROCESSED"], "", ""], "UNPROCESSED"
+        if self.fast:  # benchmarks: measure the client, not this emulator's record store
+            return [*echo, self.cell["ADDED"], self.ids.next_id(), ""], "ADDED"
         errors: list[tuple[str, str]] = []
         target = self._target(row, width, errors)
         slots = self._slots(row, width, target, errors)
@@ -192,6 +195,32 @@ def result_zip(
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(f"{job.request.module.api_name}-{name}", text.getvalue())
+    return buffer.getvalue()
+
+
+def broken_result_zip(job: Job, header: list[str], rows: list[list[str]], kind: str) -> bytes:
+    """A result file Zoho (or a cache in front of it) got wrong (``Faults.broken_result``).
+
+    no_csv: the zip holds a log file and no CSV. other_columns: a CSV of the uploaded columns
+    only, without STATUS, RECORD_ID and ERRORS. foreign_keys: the true result plus a row for a
+    key that was not in the file (as when another job's result is mixed in).
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        if kind == "no_csv":
+            archive.writestr("errors.log", f"job {job.id}: result file could not be written\n")
+        else:
+            text = io.StringIO()
+            writer = csv.writer(text)
+            if kind == "other_columns":
+                writer.writerow(header[:-3])
+                writer.writerows(row[:-3] for row in rows)
+            else:
+                writer.writerow(header)
+                writer.writerows(rows)
+                stranger = ["NOT-SENT-1", *[""] * (len(header) - 4), "ADDED", "1", ""]
+                writer.writerow(stranger)
+            archive.writestr(f"{job.request.module.api_name}-result.csv", text.getvalue())
     return buffer.getvalue()
 
 

@@ -2,8 +2,10 @@
 
 A job moves ADDED -> RUNNING ("IN PROGRESS") -> COMPLETED, or FAILED when a ``fail_jobs``
 fault picks it (a failed job writes nothing and has no result). The worker thread processes
-jobs one at a time in creation order at ``bulk_rows_per_second``; with no rate, the first status
-poll runs the whole job. Finished jobs POST their details to the callback URL, if any.
+up to ``bulk_parallel_jobs`` jobs at once, in creation order, at ``bulk_rows_per_second``; a job
+completes no sooner than ``bulk_job_seconds`` after it started (how a benchmark models Zoho's
+job latency T with k jobs at once). With neither a rate nor a job time, the first status poll
+runs the whole job. Finished jobs POST their details to the callback URL, if any.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import datetime, tzinfo
 
 from syncd.emulator.bulk_files import UploadedFile
 from syncd.emulator.bulk_jobs import Job
-from syncd.emulator.bulk_rows import RowEngine, result_zip
+from syncd.emulator.bulk_rows import RowEngine, broken_result_zip, result_zip
 from syncd.emulator.faults import FaultState
 from syncd.emulator.limits import Stats, Throttled
 from syncd.emulator.settings import EmulatorSettings
@@ -53,13 +55,20 @@ class JobBoard:
             if sum(not j.finished for j in self.jobs.values()) >= cap:
                 raise Throttled("bulk_jobs")
 
-    def next_runnable(self, now: float, queue_seconds: float) -> Job | None:
-        """The oldest unfinished job that has waited ``queue_seconds`` in ADDED."""
+    def next_runnable(self, now: float, settings: EmulatorSettings) -> Job | None:
+        """The oldest job with work to do now: a running one with rows left or whose
+        ``bulk_job_seconds`` are over, else one that waited ``bulk_queue_seconds`` in ADDED
+        while fewer than ``bulk_parallel_jobs`` run."""
         with self._lock:
+            running = [j for j in self.jobs.values() if j.state == "RUNNING"]
+            for job in running:
+                assert job.started_at is not None
+                if not job.rows_done or job.started_at + settings.bulk_job_seconds <= now:
+                    return job
+            if len(running) >= settings.bulk_parallel_jobs:
+                return None
             for job in self.jobs.values():
-                if job.state == "RUNNING" or (
-                    job.state == "ADDED" and job.queued_at + queue_seconds <= now
-                ):
+                if job.state == "ADDED" and job.queued_at + settings.bulk_queue_seconds <= now:
                     return job
         return None
 
@@ -97,11 +106,16 @@ class JobRunner:
                 run = self._runs[job.id]
                 chunk = list(itertools.islice(run.rows, limit))
                 self._apply(job, run, chunk)
-                if len(chunk) < limit:
+                job.rows_done = job.rows_done or len(chunk) < limit
+                if job.rows_done and self._due(job):
                     self._complete(job, run)
         if job.finished:
             self._on_finish(job)
         return len(chunk)
+
+    def _due(self, job: Job) -> bool:
+        assert job.started_at is not None
+        return time.monotonic() >= job.started_at + self._settings.bulk_job_seconds
 
     def run_to_end(self, job: Job) -> None:
         while not job.finished:
@@ -120,7 +134,7 @@ class JobRunner:
         unprocessed = self._faults.current.unprocessed_rate
         engine = RowEngine(job, module, self._settings, self._zone, self._store.ids, unprocessed)
         self._runs[job.id] = _Run(engine, job.request.file.iter_rows())
-        job.state = "RUNNING"
+        job.state, job.started_at = "RUNNING", time.monotonic()
         return True
 
     def _apply(self, job: Job, run: _Run, chunk: list[list[str]]) -> None:
@@ -137,6 +151,10 @@ class JobRunner:
 
     def _complete(self, job: Job, run: _Run) -> None:
         job.result = result_zip(job, run.engine.header, run.results, self._settings, job.rng)
+        if self._faults.take("broken_results"):  # the records are written; the result is not
+            kind = self._faults.current.broken_result
+            job.result = broken_result_zip(job, run.engine.header, run.results, kind)
+            self._stats.bump("faults", f"broken_result_{kind}")
         del self._runs[job.id]
         job.state, job.finished_at = "COMPLETED", time.monotonic()
         self._stats.bump("bulk", "jobs_completed")
@@ -164,13 +182,14 @@ class BulkWorker:
 
     def _loop(self) -> None:
         rate = float(self._settings.bulk_rows_per_second or 0)
-        chunk = max(1, min(_MAX_CHUNK, int(rate / 20)))
+        chunk = max(1, min(_MAX_CHUNK, int(rate / 20))) if rate else _MAX_CHUNK
         while not self._stop.is_set():
-            job = self._board.next_runnable(time.monotonic(), self._settings.bulk_queue_seconds)
+            job = self._board.next_runnable(time.monotonic(), self._settings)
             if job is None:
                 self._board.wake.wait(0.02)
                 self._board.wake.clear()
                 continue
             began = time.monotonic()
             done = self._runner.step(job, chunk)
-            self._stop.wait(max(0.0, done / rate - (time.monotonic() - began)))
+            if rate:
+                self._stop.wait(max(0.0, done / rate - (time.monotonic() - began)))

@@ -102,6 +102,9 @@ class Emulator:
 
     def download_url(self, job: Job) -> str:
         org = self.settings.org_id
+        elsewhere = self.faults.current.download_host
+        if elsewhere:  # fault: the result announced on another host
+            return f"{elsewhere.rstrip('/')}/v2/crm/{org}/bulk-write/{job.id}/{job.id}.zip"
         if self.settings.download_url_form == "relative":
             return f"/v2/crm/org{org}/bulk-write/{job.id}/{job.id}.zip"
         return f"{self.base_url}/v2/crm/{org}/bulk-write/{job.id}/{job.id}.zip"

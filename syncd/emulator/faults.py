@@ -66,6 +66,27 @@ class FaultState:
                 return True
         return False
 
+    def take(self, counter: str) -> bool:
+        """Whether the counted fault ``counter`` (``broken_results``, ...) strikes now; one used."""
+        with self._lock:
+            left: int = getattr(self.current, counter)
+            if left <= 0:
+                return False
+            changes: dict[str, Any] = {counter: left - 1}
+            self.current = dataclasses.replace(self.current, **changes)
+            return True
+
+    def take_garble(self, call: str) -> bool:
+        """Whether the answer to ``call`` must be garbled (``garble_next`` first, then the rate)."""
+        targets = self.current.garble_calls
+        if targets and call not in targets:
+            return False
+        return self.take("garble_next") or self.roll("garble_rate")
+
+    def take_token_expiry(self, call: str) -> bool:
+        """Whether ``call`` must find every access token revoked (``expire_tokens_next``)."""
+        return call in self.current.expire_tokens_on and self.take("expire_tokens_next")
+
     def child_rng(self) -> random.Random:
         """An independent, reproducible random source for one bulk job's worker."""
         with self._lock:

@@ -53,6 +53,39 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def token_error_body(error: str) -> dict[str, str]:
+    """Zoho Accounts' refusal, answered with HTTP 200 (reference 2.3)."""
+    return {"error": error, "error_description": f"{error} (injected fault)", "status": "failure"}
+
+
+PROXY_ERROR_PAGE = (
+    b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
+    b"</h1></center><hr><center>nginx</center></body></html>"
+)
+
+
+def garbled(response: Response, kind: str) -> Response:
+    """The answer as a misbehaving proxy passes it on (``Faults.garble``).
+
+    truncated_json: the body cut in half, re-framed with a matching length, so the client reads
+    it in full and finds it broken. html_200: an HTML error page with status 200, as a proxy or
+    captive portal sends. wrong_content_type: the body intact, labelled text/html. empty_body:
+    the status kept, the body gone.
+    """
+    body = bytes(response.body)
+    if kind == "truncated_json":
+        return Response(body[: len(body) // 2], response.status_code, media_type=_type(response))
+    if kind == "html_200":
+        return Response(PROXY_ERROR_PAGE, 200, media_type="text/html")
+    if kind == "wrong_content_type":
+        return Response(body, response.status_code, media_type="text/html; charset=UTF-8")
+    return Response(b"", response.status_code, media_type=_type(response))
+
+
+def _type(response: Response) -> str:
+    return response.headers.get("content-type", "application/json")
+
+
 class Gateway:
     """Wraps handlers with the steps above."""
 
@@ -65,11 +98,14 @@ class Gateway:
             # the call holds slots of the gate it started with, even if a reset replaces it
             gate = request.state.gate = emu.gate
             emu.stats.bump("calls", name)
+            if emu.faults.take_token_expiry(name):  # revoked mid-job, say
+                emu.stats.bump("faults", "token_expired")
+                emu.tokens.expire_all()
             try:
                 emu.tokens.check(request.headers.get("authorization"), scopes(request))
                 with gate.call():
                     try:
-                        response = await self._faulted(request, handler)
+                        response = await self._faulted(name, request, handler)
                     finally:
                         if getattr(request.state, "complex_slot", False):
                             gate.release_complex()
@@ -86,15 +122,20 @@ class Gateway:
     def accounts(self, name: str, handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
             self.emulator.stats.bump("calls", name)
+            if self.emulator.faults.take("token_errors"):
+                self.emulator.stats.bump("faults", "token_error")
+                error = self.emulator.faults.current.token_error
+                refusal = json_response(200, token_error_body(error))
+                return self._finish(refusal, credits_header=False)
             try:
-                response = await self._faulted(request, handler)
+                response = await self._faulted(name, request, handler)
             except Throttled as throttled:
                 response = self._throttled(throttled)
             return self._finish(response, credits_header=False)
 
         return endpoint
 
-    async def _faulted(self, request: Request, handler: Handler) -> Response:
+    async def _faulted(self, name: str, request: Request, handler: Handler) -> Response:
         faults = self.emulator.faults
         if faults.roll("drop_rate"):
             return self._drop("drop")
@@ -109,6 +150,10 @@ class Gateway:
             await asyncio.sleep(faults.current.latency_ms / 1000)
         if faults.roll("drop_after_rate"):
             return self._drop("drop_after")
+        if not isinstance(response, DroppedResponse) and faults.take_garble(name):
+            kind = faults.current.garble
+            self.emulator.stats.bump("faults", f"garble_{kind}")
+            return garbled(response, kind)
         return response
 
     def _drop(self, fault: str) -> Response:

@@ -105,7 +105,8 @@ class Stats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counters: dict[str, Counter[str]] = {
-            name: Counter() for name in ("calls", "statuses", "throttled", "faults", "bulk")
+            name: Counter()
+            for name in ("calls", "statuses", "throttled", "faults", "bulk", "deletes")
         }
 
     def bump(self, counter: str, key: str, n: int = 1) -> None:

@@ -15,8 +15,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from syncd.emulator.bulk_files import read_upload, upload_success
-from syncd.emulator.bulk_jobs import parse_job
+from syncd.emulator.bulk_jobs import parse_job, regressed
 from syncd.emulator.core import Emulator
+from syncd.emulator.deletes import delete_records
 from syncd.emulator.envelope import ApiError
 from syncd.emulator.gateway import (
     DroppedResponse,
@@ -44,6 +45,7 @@ _OP_SCOPES = {
     "update": ("UPDATE", "WRITE"),
     "upsert": ("CREATE", "WRITE"),
     "read": ("READ",),
+    "delete": ("DELETE",),
 }
 _ALL_MODULE_SCOPES = {"read": ("ZohoCRM.modules.READ",)}
 # the bulk upload host's own error shape, from the v8 OAS bulk_write.json API_Exception
@@ -142,6 +144,23 @@ class CrmHandlers:
         fields = requested_fields(store, request.query_params, required=False)
         return await self._read(store, [request.path_params["record_id"]], fields)
 
+    async def delete(self, request: Request) -> Response:
+        """``DELETE /crm/v8/{module}?ids=..`` (see ``syncd.emulator.deletes``)."""
+        emu = self.emu
+        store = self._module(request)
+        ids = requested_ids(request.query_params)  # 1..100 ids, else 400 (as Get Records)
+        emu.credits.charge(1)
+        trigger = request.query_params.get("wf_trigger", "true").lower() != "false"
+        emu.stats.bump("deletes", "wf_trigger" if trigger else "no_wf_trigger")
+        locked = set(emu.faults.current.locked_records)
+
+        def run() -> tuple[int, dict[str, Any]]:
+            with emu.store.lock:
+                return delete_records(store, ids, locked)
+
+        status, body = await run_in_threadpool(run)
+        return json_response(status, body)
+
     async def _read(self, store: ModuleStore, ids: list[str], fields: list[str] | None) -> Response:
         self.emu.credits.charge(1)
         data = await run_in_threadpool(self.emu.read_records, store, ids, fields)
@@ -207,7 +226,11 @@ class CrmHandlers:
         emu.credits.charge(emu.settings.status_credits)
         if emu.settings.instant_jobs and not job.finished:
             await run_in_threadpool(emu.runner.run_to_end, job)
-        return json_response(200, emu.job_details(job))
+        details = emu.job_details(job)
+        if emu.faults.take("status_regressions"):  # a lagging replica answers
+            emu.stats.bump("faults", "status_regression")
+            details = regressed(details)
+        return json_response(200, details)
 
     async def download(self, request: Request) -> Response:
         emu = self.emu
@@ -256,6 +279,7 @@ def crm_routes(emulator: Emulator, gateway: Gateway) -> list[Route]:
         crm("/crm/v8/{module}/{record_id}", "GET", h.get_record, record_scopes("read")),
         crm("/crm/v8/{module}", "POST", h.insert, record_scopes("insert")),
         crm("/crm/v8/{module}", "PUT", h.update, record_scopes("update")),
+        crm("/crm/v8/{module}", "DELETE", h.delete, record_scopes("delete")),
         crm("/crm/v8/{module}/upsert", "POST", h.upsert, record_scopes("upsert")),
         crm("/crm/v8/{module}/{record_id}", "PUT", h.update, record_scopes("update")),
     ]

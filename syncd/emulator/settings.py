@@ -20,6 +20,12 @@ DEFAULT_SCOPE = (
 )
 
 
+GarbleKind = Literal["truncated_json", "html_200", "wrong_content_type", "empty_body"]
+GARBLE_KINDS: tuple[str, ...] = typing.get_args(GarbleKind)
+BrokenResult = Literal["no_csv", "other_columns", "foreign_keys"]
+BROKEN_RESULTS: tuple[str, ...] = typing.get_args(BrokenResult)
+
+
 @dataclass(frozen=True)
 class Faults:
     """Injected failures; set at start (``EmulatorSettings.faults``) or at run time (admin API).
@@ -41,13 +47,55 @@ class Faults:
     locked_records: tuple[str, ...] = ()
     lose_job_create_replies: int = 0  # the next N bulk jobs are created, then the reply is lost
 
+    # --- broken answers: what a proxy, a load balancer or Zoho itself sends back when it
+    # misbehaves. Counted faults (``*_next``, ``broken_results`` ...) strike the next N matching
+    # calls, so a test knows exactly which calls failed and what they cost.
+    # ``garble`` replaces the answer of a call that WAS processed (and charged): the worst case
+    # for a client, which cannot tell whether Zoho acted.
+    garble: GarbleKind = "truncated_json"
+    garble_next: int = 0
+    garble_rate: float = 0.0
+    garble_calls: tuple[str, ...] = ()  # call names as the stats count them; (): every call
+    # The next N bulk jobs complete with a broken result file, the same at every download.
+    broken_results: int = 0
+    broken_result: BrokenResult = "no_csv"
+    # The next N status polls answer ADDED without a result, whatever the job's state (a
+    # lagging replica behind a load balancer): the job's status goes backwards.
+    status_regressions: int = 0
+    # The next N calls named in ``expire_tokens_on`` find every access token revoked (401
+    # INVALID_TOKEN), e.g. in the middle of a bulk job.
+    expire_tokens_on: tuple[str, ...] = ()
+    expire_tokens_next: int = 0
+    # The next N token requests answer HTTP 200 with ``{"error": token_error}`` (Zoho Accounts
+    # says "no" with status 200: reference 2.3).
+    token_errors: int = 0
+    token_error: str = "Access Denied"
+    # Completed jobs announce their download_url on this base URL (another host) instead.
+    download_host: str | None = None
+
     def __post_init__(self) -> None:
         for name in ("error_rate", "rate_limit_rate", "drop_rate", "drop_after_rate"):
             _check_rate(name, getattr(self, name))
         _check_rate("fail_job_rate", self.fail_job_rate)
         _check_rate("unprocessed_rate", self.unprocessed_rate)
-        if self.latency_ms < 0 or self.fail_jobs < 0 or self.lose_job_create_replies < 0:
-            raise ValueError("latency_ms, fail_jobs and lose_job_create_replies must be >= 0")
+        _check_rate("garble_rate", self.garble_rate)
+        counts = (
+            "latency_ms",
+            "fail_jobs",
+            "lose_job_create_replies",
+            "garble_next",
+            "broken_results",
+            "status_regressions",
+            "expire_tokens_next",
+            "token_errors",
+        )
+        for name in counts:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        for name, choices in (("garble", GARBLE_KINDS), ("broken_result", BROKEN_RESULTS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -104,6 +152,9 @@ class EmulatorSettings:
     # --- bulk write (reference 5) ---
     bulk_rows_per_second: float | None = 200_000  # None or 0: the first poll completes the job
     bulk_queue_seconds: float = 0.0  # time a job stays ADDED before the worker starts it
+    bulk_job_seconds: float = 0.0  # a started job finishes no sooner than this (bench: T)
+    bulk_parallel_jobs: int = 1  # jobs the worker runs at once (bench: k)
+    bulk_fast: bool = False  # bench only: every row ADDED, nothing checked or stored
     max_upload_bytes: int = 25 * 1024 * 1024
     max_bulk_rows: int = 25_000
     max_bulk_columns: int = 200
@@ -130,14 +181,22 @@ class EmulatorSettings:
         if self.upsert_all_insert_status not in (200, 201):
             raise ValueError("upsert_all_insert_status must be 200 or 201")
         _check_rate("credits_header_threshold", self.credits_header_threshold)
-        for name in ("concurrency", "sub_concurrency", "max_parallel_bulk_jobs", "daily_credits"):
+        for name in (
+            "concurrency",
+            "sub_concurrency",
+            "max_parallel_bulk_jobs",
+            "daily_credits",
+            "bulk_parallel_jobs",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.bulk_job_seconds < 0:
+            raise ValueError("bulk_job_seconds must be >= 0")
 
     @property
     def instant_jobs(self) -> bool:
         """Whether bulk jobs complete on their first status poll instead of in the background."""
-        return not self.bulk_rows_per_second
+        return not self.bulk_rows_per_second and not self.bulk_job_seconds
 
 
 def _check_rate(name: str, value: float) -> None:

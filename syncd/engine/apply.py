@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from syncd.crashpoints import crash_point
 from syncd.engine.identity import claim_records, remember, resend_displaced, write_records
 from syncd.engine.runtime import PipelineRuntime, ensure_may_send
 from syncd.errors import RowNotRepresentable
@@ -20,7 +21,6 @@ from syncd.model import (
     PendingRow,
     Reject,
     RunCounts,
-    content_hash,
 )
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def sendable(rt: PipelineRuntime, rows: Sequence[PendingRow]) -> list[PendingRow
     return [
         r
         for r in rows
-        if r.key_text not in rejected or rejected[r.key_text] != content_hash(r.values)
+        if r.key_text not in rejected or rejected[r.key_text] != r.fingerprint
     ]
 
 
@@ -116,6 +116,9 @@ def encode_records(
 def encode_bulk_rows(
     rt: PipelineRuntime, rows: Sequence[PendingRow]
 ) -> tuple[Encoded, list[BulkRow]]:
+    whole = rt.encoder.bulk_rows(rows)  # column by column: the usual, fast case
+    if whole is not None:
+        return Encoded(list(rows), RunCounts()), whole
     return _encode(rt, rows, rt.encoder.bulk_row)
 
 
@@ -133,7 +136,7 @@ def _record_local_rejects(
                 LOCAL_REJECT_CODE,
                 exc.api_name,
                 str(exc),  # "column placed_at -> Placed_At: ...": names the legacy column too
-                content_hash(row.values),
+                row.fingerprint,
                 now,
             )
             for row, exc in failed
@@ -155,11 +158,14 @@ def apply_outcomes(
     A row with no outcome at all counts as a retry: it keeps flag false and goes again.
     """
     claims = claim_records(rt, outcomes)
+    crash_point("after_claims_checked")
     outcomes = claims.outcomes
     by_key = {o.key: o for o in outcomes}
     confirmed = [r for r in rows if (o := by_key.get(r.key_text)) is not None and o.confirmed]
     confirmation = rt.source.mark_synced(confirmed)
+    crash_point("after_rows_confirmed")
     remember(rt, rows, outcomes, confirmation)
+    crash_point("after_identities_written")
     resend_displaced(rt, claims.displaced, {r.key_text for r in rows})
     if confirmation.marked:
         marked = sorted(confirmation.marked)
@@ -173,13 +179,14 @@ def apply_outcomes(
             o.code or "SKIPPED",
             o.field,
             o.message,
-            content_hash(r.values),
+            r.fingerprint,
             now,
         )
         for r in rows
         if (o := by_key.get(r.key_text)) is not None and o.kind is OutcomeKind.SKIPPED
     ]
     rt.state.record_rejects(rejects)
+    crash_point("after_rejects_recorded")
     parked = _park_non_converging(rt, confirmed, confirmation)
     retried = len(rows) - len(confirmed) - len(rejects)
     counts = RunCounts(
@@ -227,7 +234,7 @@ def _park_non_converging(
     if not stale:
         return 0
     why = {r.key_text: confirmation.columns(r.key_text) for r in stale}
-    hashes = {r.key_text: content_hash(r.values) for r in stale}
+    hashes = {r.key_text: r.fingerprint for r in stale}
     counts = rt.state.note_unconfirmed(
         rt.name, [(k, hashes[k], ", ".join(why[k])) for k in why], rt.clock.now()
     )
@@ -292,6 +299,7 @@ def send_records(rt: PipelineRuntime, rows: Sequence[PendingRow]) -> tuple[RunCo
         return encoded.counts, set()
     ensure_may_send(rt)
     outcomes = write_records(rt, records)
+    crash_point("after_records_sent")
     counts = apply_outcomes(rt, encoded.rows, outcomes)
     retry = {o.key for o in outcomes if o.kind is OutcomeKind.RETRY}
     retry |= {r.key_text for r in encoded.rows} - {o.key for o in outcomes}

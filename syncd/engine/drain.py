@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from syncd.crashpoints import crash_point
 from syncd.crm.credits import BUDGET_WINDOW, BULK_JOB_CREDITS, ORG_REMAINING_FRESH, within_reserve
 from syncd.engine.apply import (
     apply_outcomes,
@@ -24,7 +25,8 @@ from syncd.engine.apply import (
 )
 from syncd.engine.backoff import BULK_PAUSE_AFTER, BULK_SCOPE, next_attempt
 from syncd.engine.planner import BREAK_EVEN, affordable, plan_backlog
-from syncd.engine.runtime import PipelineRuntime, ProgressCallback, ensure_may_send
+from syncd.engine.progress import ProgressCallback, ProgressTracker
+from syncd.engine.runtime import PipelineRuntime, ensure_may_send
 from syncd.errors import (
     BudgetExceeded,
     CreditReserveReached,
@@ -42,7 +44,6 @@ from syncd.model import (
     PendingRow,
     Plan,
     RunCounts,
-    content_hash,
 )
 from syncd.ports import OpenJob
 
@@ -50,8 +51,9 @@ logger = logging.getLogger(__name__)
 
 _MAX_POLL_WAIT = 60.0
 
-AMBIGUOUS_CODES = frozenset({"TIMEOUT", "TRANSPORT_ERROR"})
-"""A call that failed so: the request left, and Zoho may have acted on it."""
+AMBIGUOUS_CODES = frozenset({"TIMEOUT", "TRANSPORT_ERROR", "BAD_RESPONSE"})
+"""A call that failed so: the request left, and Zoho may have acted on it (BAD_RESPONSE: an
+answer came back but cannot be read, e.g. a proxy's HTML page or a body cut short)."""
 
 
 class Stopped(SyncdError):
@@ -66,6 +68,7 @@ class InFlight:
     job_id: str
     rows: list[PendingRow]
     file_path: str
+    keys: tuple[str, ...]  # every key of the job's file: a result naming others is not trusted
 
 
 @dataclass
@@ -79,12 +82,13 @@ def drain(
     rt: PipelineRuntime, run_id: int | None, on_progress: ProgressCallback | None = None
 ) -> DrainResult:
     """Send every sendable pending row; finish journaled jobs from an earlier run first."""
-    counts = recover_jobs(rt)
+    tracker = ProgressTracker(on_progress)
+    counts = recover_jobs(rt, tracker)
     prune_rejects(rt)
     rounds = 0
     while rounds < rt.max_rounds and not rt.stop.is_set():
         rounds += 1
-        sent, round_counts = _drain_round(rt, run_id, counts, on_progress)
+        sent, round_counts = _drain_round(rt, run_id, counts, tracker)
         counts = counts + round_counts
         if sent == 0:
             return DrainResult(counts, rounds, _left_while_paused(rt))
@@ -98,16 +102,18 @@ def _drain_round(
     rt: PipelineRuntime,
     run_id: int | None,
     before: RunCounts,
-    on_progress: ProgressCallback | None,
+    tracker: ProgressTracker,
 ) -> tuple[int, RunCounts]:
     counts = RunCounts()
     in_flight: deque[InFlight] = deque()
     sent = 0
     try:
         for rows in sendable_pages(rt, rt.batch_size):
+            crash_point("after_batch_read")
             if rt.stop.is_set():
                 break
             ensure_may_send(rt)
+            tracker.read(len(rows))
             plan = plan_backlog(len(rows))
             check_budget(rt, plan)
             _log_plan(rt, plan)
@@ -116,20 +122,25 @@ def _drain_round(
             sent += len(rows)
             if plan.api is Api.RECORDS:
                 counts = counts + send_records(rt, rows)[0]
+                tracker.sent(len(rows))
             else:
                 encoded, bulk_rows = encode_bulk_rows(rt, rows)
+                tracker.encoded(len(bulk_rows))
                 counts = counts + encoded.counts  # rows syncd itself rejects (NOT_REPRESENTABLE)
-                for job in start_bulk_jobs(rt, run_id, encoded.rows, bulk_rows):
+                jobs = start_bulk_jobs(rt, run_id, encoded.rows, bulk_rows)
+                del bulk_rows  # the generator frees them once the files are written
+                for job in jobs:
                     in_flight.append(job)
+                    tracker.job_started(job.job_id, len(job.keys))
                     while len(in_flight) >= rt.jobs_in_flight:
-                        counts = counts + finish_job(rt, in_flight.popleft())
-                        _report(on_progress, before + counts)
-            _report(on_progress, before + counts)
+                        counts = counts + finish_job(rt, in_flight.popleft(), tracker)
+                        tracker.settled(before + counts)
+            tracker.settled(before + counts)
     except BudgetExceeded:
         _finish_in_flight(rt, in_flight)  # paid for already: apply them before giving up
         raise
     return sent, counts + _finish_in_flight(
-        rt, in_flight, lambda c: _report(on_progress, before + counts + c)
+        rt, in_flight, lambda c: tracker.settled(before + counts + c), tracker
     )
 
 
@@ -137,12 +148,13 @@ def _finish_in_flight(
     rt: PipelineRuntime,
     in_flight: deque[InFlight],
     report: Callable[[RunCounts], None] | None = None,
+    tracker: ProgressTracker | None = None,
 ) -> RunCounts:
     """Apply the jobs still running. At a stop they stay journaled (CREATED) instead: the next
     start applies them."""
     counts = RunCounts()
     while in_flight and not rt.stop.is_set():
-        counts = counts + finish_job(rt, in_flight.popleft())
+        counts = counts + finish_job(rt, in_flight.popleft(), tracker)
         if report is not None:
             report(counts)
     return counts
@@ -168,11 +180,6 @@ def _left_while_paused(rt: PipelineRuntime) -> int:
     if not bulk_paused(rt):
         return 0
     return max(rt.source.count_pending() - rt.state.count_rejects(rt.name), 0)
-
-
-def _report(on_progress: ProgressCallback | None, counts: RunCounts) -> None:
-    if on_progress is not None:
-        on_progress(counts)
 
 
 def check_budget(rt: PipelineRuntime, plan: Plan) -> None:
@@ -202,25 +209,47 @@ def start_bulk_jobs(
     """
     by_key = {r.key_text: r for r in rows}
     columns = rt.encoder.bulk_columns()
-    for file in rt.crm.build_bulk_files(rt.unique_field, columns, bulk_rows):
-        manifest = {k: content_hash(by_key[k].values) for k in file.keys}
-        entry = rt.state.journal_prepare(rt.name, run_id, file.path, manifest, rt.clock.now())
-        ensure_may_send(rt)
-        job_id = _create_job(rt, entry, columns, file)
-        rt.state.journal_created(entry, job_id, rt.clock.now())
-        logger.info(
-            "bulk job %s created for %d rows",
-            job_id,
-            file.rows,
-            extra={
-                "event": "bulk_job_created",
-                "pipeline": rt.name,
-                "job_id": job_id,
-                "rows": file.rows,
-                "zipped_bytes": file.zipped_bytes,
-            },
-        )
-        yield InFlight(entry, job_id, [by_key[k] for k in file.keys], file.path)
+    files = deque(rt.crm.build_bulk_files(rt.unique_field, columns, bulk_rows))
+    # The CSV rows are on disk now: free them before waiting on jobs (flat memory, promise 7).
+    del bulk_rows
+    try:
+        while files:
+            yield _start_job(rt, run_id, by_key, columns, files.popleft())
+    finally:  # stopped early (an error, a stop): files never journaled are not left behind
+        for file in files:
+            _remove(file.path)
+
+
+def _start_job(
+    rt: PipelineRuntime,
+    run_id: int | None,
+    by_key: dict[str, PendingRow],
+    columns: Sequence[BulkColumn],
+    file: BulkFile,
+) -> InFlight:
+    """Journal one file, create its job, record the job id."""
+    crash_point("after_bulk_file_written")
+    manifest = {k: by_key[k].fingerprint for k in file.keys}
+    entry = rt.state.journal_prepare(rt.name, run_id, file.path, manifest, rt.clock.now())
+    crash_point("after_journal_prepared")
+    ensure_may_send(rt)
+    job_id = _create_job(rt, entry, columns, file)
+    crash_point("after_job_created")
+    rt.state.journal_created(entry, job_id, rt.clock.now())
+    crash_point("after_journal_created")
+    logger.info(
+        "bulk job %s created for %d rows",
+        job_id,
+        file.rows,
+        extra={
+            "event": "bulk_job_created",
+            "pipeline": rt.name,
+            "job_id": job_id,
+            "rows": file.rows,
+            "zipped_bytes": file.zipped_bytes,
+        },
+    )
+    return InFlight(entry, job_id, [by_key[k] for k in file.keys], file.path, tuple(file.keys))
 
 
 def _create_job(
@@ -230,7 +259,9 @@ def _create_job(
     out: the one window Zoho leaves open (it has no idempotency key and no way to look a job
     up), so a crash or a lost reply there is the only way a job can be paid twice."""
     file_id = rt.crm.upload_bulk_file(file)
+    crash_point("after_upload")
     rt.state.journal_sending(entry, rt.clock.now())
+    crash_point("after_journal_sending")
     try:
         return rt.crm.create_bulk_job(rt.module, rt.unique_field, columns, file_id, file.rows)
     except CrmRetriableError as exc:
@@ -250,13 +281,19 @@ def _uncertain(rt: PipelineRuntime, entry: int, rows: int, why: str) -> None:
     )
 
 
-def wait_for_job(rt: PipelineRuntime, job_id: str) -> BulkJobStatus:
-    """Poll with backoff until the job finishes or ``bulk_job_timeout`` passes."""
+def wait_for_job(
+    rt: PipelineRuntime, job_id: str, tracker: ProgressTracker | None = None
+) -> BulkJobStatus:
+    """Poll with backoff until the job finishes or ``bulk_job_timeout`` passes; ``tracker``
+    hears each poll (the processed count Zoho reports while the job runs)."""
     deadline = rt.clock.now() + rt.bulk_job_timeout
     wait = rt.bulk_poll_interval.total_seconds()
     while True:
         ensure_may_send(rt)
         status = rt.crm.bulk_job_status(job_id)
+        if tracker is not None:
+            tracker.job_polled(status)
+        crash_point("after_job_polled")
         if status.finished:
             return status
         if rt.clock.now() >= deadline:
@@ -270,7 +307,9 @@ def wait_for_job(rt: PipelineRuntime, job_id: str) -> BulkJobStatus:
         wait = min(wait * 1.5, _MAX_POLL_WAIT)
 
 
-def finish_job(rt: PipelineRuntime, job: InFlight) -> RunCounts:
+def finish_job(
+    rt: PipelineRuntime, job: InFlight, tracker: ProgressTracker | None = None
+) -> RunCounts:
     """Wait for a job, apply its result, settle the journal and remove the file.
 
     A job that can never finish (Zoho no longer knows it, its result is gone) is closed with
@@ -278,10 +317,13 @@ def finish_job(rt: PipelineRuntime, job: InFlight) -> RunCounts:
     once the bulk backoff has passed.
     """
     try:
-        status = wait_for_job(rt, job.job_id)
-        outcomes = [] if status.state == "FAILED" else rt.crm.bulk_job_outcomes(status)
+        status = wait_for_job(rt, job.job_id, tracker)
+        outcomes = [] if status.state == "FAILED" else rt.crm.bulk_job_outcomes(status, job.keys)
     except CrmFatalError as exc:
+        if tracker is not None:
+            tracker.job_finished(job.job_id)
         return _close_unfinishable(rt, job, str(exc))
+    crash_point("after_result_downloaded")
     if status.state == "FAILED":
         rt.state.journal_finish(
             job.entry_id, JobState.FAILED, rt.clock.now(), "Zoho reported the job FAILED"
@@ -290,7 +332,9 @@ def finish_job(rt: PipelineRuntime, job: InFlight) -> RunCounts:
         _remove(job.file_path)
         return RunCounts(sent=len(job.rows), retried=len(job.rows))
     counts = apply_outcomes(rt, job.rows, outcomes)
+    crash_point("after_outcomes_applied")
     rt.state.journal_finish(job.entry_id, JobState.APPLIED, rt.clock.now())
+    crash_point("after_journal_applied")
     rt.state.backoff_clear(rt.name, BULK_SCOPE)
     _remove(job.file_path)
     return counts
@@ -336,7 +380,7 @@ def bulk_failed(rt: PipelineRuntime, job_id: str, rows: int, reason: str) -> Non
         )
 
 
-def recover_jobs(rt: PipelineRuntime) -> RunCounts:
+def recover_jobs(rt: PipelineRuntime, tracker: ProgressTracker | None = None) -> RunCounts:
     """Finish what an earlier (crashed or stopped) run left in the journal.
 
     A job Zoho has is polled and applied, never created again. The compare-and-set uses the
@@ -363,15 +407,19 @@ def recover_jobs(rt: PipelineRuntime) -> RunCounts:
             entry.job_id,
             extra={"event": "bulk_job_resumed", "pipeline": rt.name, "job_id": entry.job_id},
         )
-        counts = counts + finish_job(rt, _resumed(rt, entry))
+        crash_point("before_job_resumed")
+        job = _resumed(rt, entry)
+        if tracker is not None:
+            tracker.job_resumed(job.job_id, len(job.keys))
+        counts = counts + finish_job(rt, job, tracker)
     return counts
 
 
 def _resumed(rt: PipelineRuntime, entry: OpenJob) -> InFlight:
     current = rt.source.fetch_rows(list(entry.manifest))
-    same = [r for r in current if entry.manifest.get(r.key_text) == content_hash(r.values)]
+    same = [r for r in current if entry.manifest.get(r.key_text) == r.fingerprint]
     assert entry.job_id is not None
-    return InFlight(entry.id, entry.job_id, same, entry.file_path)
+    return InFlight(entry.id, entry.job_id, same, entry.file_path, tuple(entry.manifest))
 
 
 def _remove(path: str) -> None:

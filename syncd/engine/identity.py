@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from syncd.crashpoints import crash_point
 from syncd.engine.runtime import PipelineRuntime
 from syncd.errors import BudgetExceeded, CrmRetriableError
 from syncd.model import (
@@ -31,7 +32,6 @@ from syncd.model import (
     Outcome,
     OutcomeKind,
     PendingRow,
-    content_hash,
 )
 
 logger = logging.getLogger(__name__)
@@ -58,11 +58,13 @@ def write_records(rt: PipelineRuntime, records: Sequence[CrmRecord]) -> list[Out
     updates = [r for r in records if r.key in known]
     inserts = [r for r in records if r.key not in known]
     _guarded(answers, updates, lambda: rt.crm.update(rt.module, rt.unique_field, updates, known))
+    crash_point("after_records_update_answer")
     gone = [r for r in updates if answers[r.key].code == RECORD_GONE_CODE]
     if gone:
         _forget_gone(rt, [r.key for r in gone])
         inserts += gone
     _guarded(answers, inserts, lambda: rt.crm.insert(rt.module, rt.unique_field, inserts))
+    crash_point("after_records_insert_answer")
     claimed = {
         r.key: holder for r in inserts if (holder := _key_holder(rt, answers[r.key])) is not None
     }
@@ -319,7 +321,7 @@ def remember(
                 o.record_id,
                 now,
                 now if marked else None,
-                content_hash(by_key[o.key].values) if marked else None,
+                by_key[o.key].fingerprint if marked else None,
             )
         )
     rt.state.record_identities(rt.name, items)

@@ -9,9 +9,11 @@ from __future__ import annotations
 from syncd.crm.credits import (
     BULK_JOB_CREDITS,
     BULK_MAX_ROWS,
+    DELETE_MAX_RECORDS,
     UPSERT_MAX_RECORDS,
     UPSERT_RECORDS_PER_CREDIT,
     bulk_cost,
+    delete_cost,
     upsert_cost,
 )
 from syncd.model import Api, Plan
@@ -34,6 +36,18 @@ def plan_backlog(rows: int) -> Plan:
     calls = -(-rows // UPSERT_MAX_RECORDS)
     reason = f"records API: {calls} call(s) = {by_upsert} credits <= bulk write {by_bulk} credits"
     return Plan(Api.RECORDS, rows, calls, by_upsert, reason)
+
+
+def plan_deletes(records: int, *, mark: bool) -> Plan:
+    """Deleting records by id (Delete Records API, 1 credit per call of 100 ids), or marking
+    them (an update by id, priced as any records write)."""
+    calls = -(-records // DELETE_MAX_RECORDS)
+    if mark:
+        credits = upsert_cost(records)
+        return Plan(Api.RECORDS, records, calls, credits, f"mark: {calls} update call(s)")
+    credits = delete_cost(records)
+    reason = f"delete: {calls} call(s) = {credits} credits"
+    return Plan(Api.RECORDS, records, calls, credits, reason)
 
 
 def affordable(plan: Plan, spent: int, budget: int) -> bool:

@@ -7,15 +7,19 @@ the planner at once, so 80,000 changed rows cost 4 bulk jobs instead of 800 upse
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 
+from syncd.crashpoints import crash_point
 from syncd.engine.apply import send_records, sendable, sendable_pages
 from syncd.engine.backoff import RECORD_BASE_DELAY, RECORD_MAX_DELAY, next_attempt
 from syncd.engine.drain import bulk_paused, check_budget, drain, recover_jobs
 from syncd.engine.flush import decide_flush
 from syncd.engine.planner import BREAK_EVEN, plan_backlog
+from syncd.engine.runs import TickRun, tick_run
 from syncd.engine.runtime import PipelineRuntime
-from syncd.model import Api, RunCounts
+from syncd.errors import BudgetExceeded
+from syncd.model import Api, PendingRow, Plan, RunCounts
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +31,20 @@ class TickResult:
     mode: str  # "buffer", "bulk", or "paused" (a bulk-sized backlog waits for the backoff)
 
 
-def realtime_tick(rt: PipelineRuntime, run_id: int | None = None) -> TickResult:
+def realtime_tick(rt: PipelineRuntime) -> TickResult:
     """Poll, buffer, and flush full chunks now and a partial chunk once it is due.
 
     Bulk jobs a previous worker left in the journal (it died, or stopped mid-drain) are
     finished first: Zoho has them and they are paid for, so their rows must not go again.
+    A tick that sends is a recorded run, and its lines from the first send on carry the run id.
     """
+    with tick_run(rt) as run:
+        result = _tick(rt, run)
+        run.counts = result.counts
+    return result
+
+
+def _tick(rt: PipelineRuntime, run: TickRun) -> TickResult:
     recovered = recover_jobs(rt)
     backlog = rt.source.count_pending() - rt.state.count_rejects(rt.name)
     if plan_backlog(max(backlog, 0)).api is Api.BULK:
@@ -43,10 +55,14 @@ def realtime_tick(rt: PipelineRuntime, run_id: int | None = None) -> TickResult:
             backlog,
             extra={"event": "realtime_mass_update", "pipeline": rt.name, "rows": backlog},
         )
-        result = drain(rt, run_id)
+        # Refused before the run starts, as a flush is: waiting for credits is not a run.
+        check_budget(rt, plan_backlog(min(backlog, rt.batch_size)))
+        with run.sending("realtime-bulk") as run_id:
+            result = drain(rt, run_id)
         return TickResult(recovered + result.counts, rt.state.buffer_stats(rt.name)[0], "bulk")
     poll(rt)
-    counts = recovered + flush_due(rt)
+    crash_point("after_realtime_poll")
+    counts = recovered + flush_due(rt, run)
     return TickResult(counts, rt.state.buffer_stats(rt.name)[0], "buffer")
 
 
@@ -57,7 +73,7 @@ def poll(rt: PipelineRuntime) -> int:
     return len(rows)
 
 
-def flush_due(rt: PipelineRuntime) -> RunCounts:
+def flush_due(rt: PipelineRuntime, run: TickRun | None = None) -> RunCounts:
     """Flush what is due among the buffered keys whose own retry backoff has passed."""
     now = rt.clock.now()
     buffered, oldest = rt.state.buffer_stats(rt.name, ready_at=now)
@@ -69,15 +85,30 @@ def flush_due(rt: PipelineRuntime) -> RunCounts:
     for start in range(0, len(keys), rt.flush_size):
         if rt.stop.is_set():
             break  # the rest stays buffered in the state store for the next start
-        counts = counts + flush(rt, keys[start : start + rt.flush_size], decision.reason)
+        try:
+            counts = counts + flush(rt, keys[start : start + rt.flush_size], decision.reason, run)
+        except BudgetExceeded:
+            if not counts.sent:
+                raise
+            # What went is kept and the tick succeeds: sending did resume. The rest waits in
+            # the buffer and the next tick, refused before it sends, starts a new episode.
+            break
     return counts
 
 
-def flush(rt: PipelineRuntime, keys: list[str], reason: str) -> RunCounts:
-    """Send these buffered keys' current versions through Upsert and apply the outcomes."""
+def flush(rt: PipelineRuntime, keys: list[str], reason: str, run: TickRun | None) -> RunCounts:
+    """Send these buffered keys' current versions through Upsert and apply the outcomes; the
+    tick's ``run`` starts here (after the budget allowed it) unless it has."""
     rows = sendable(rt, rt.source.fetch_rows(keys, pending_only=True))
     plan = plan_backlog(len(rows))
     check_budget(rt, plan)
+    with nullcontext() if run is None or not rows else run.sending("realtime"):
+        return _send_flush(rt, keys, rows, reason, plan)
+
+
+def _send_flush(
+    rt: PipelineRuntime, keys: list[str], rows: list[PendingRow], reason: str, plan: Plan
+) -> RunCounts:
     logger.info(
         "flushing %d rows (%s): %s",
         len(rows),
@@ -91,6 +122,7 @@ def flush(rt: PipelineRuntime, keys: list[str], reason: str) -> RunCounts:
         },
     )
     counts, retry = send_records(rt, rows) if rows else (RunCounts(), set())
+    crash_point("after_flush_applied")
     # Keys that went (or no longer need to go) leave the buffer; transient ones stay, oldest,
     # but each waits for its own backoff: a locked record is not re-sent at every poll.
     rt.state.buffer_remove(rt.name, [k for k in keys if k not in retry])

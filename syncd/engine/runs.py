@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import TypeVar
 
 from syncd.engine.drain import DrainResult, Stopped, drain
-from syncd.engine.runtime import PipelineRuntime, ProgressCallback
+from syncd.engine.progress import Progress, ProgressCallback
+from syncd.engine.runtime import PipelineRuntime
 from syncd.errors import SyncdError
 from syncd.logs import log_context
 from syncd.model import RunCounts
@@ -51,9 +53,9 @@ def run_drain(
     def with_credits(counts: RunCounts) -> RunCounts:
         return counts + RunCounts(credits=rt.state.credits_spent_since(started))
 
-    def report(counts: RunCounts) -> None:
+    def report(progress: Progress) -> None:
         if on_progress is not None:
-            on_progress(with_credits(counts))
+            on_progress(replace(progress, counts=with_credits(progress.counts)))
 
     def work(run_id: int) -> tuple[DrainResult, RunCounts, bool]:
         result = drain(rt, run_id, report)
@@ -80,10 +82,49 @@ def run_drain(
     return result
 
 
-def record_tick(rt: PipelineRuntime, kind: str, started: datetime, counts: RunCounts) -> None:
-    """Record a realtime tick that sent something, after the fact (quiet ticks leave no run)."""
-    if counts.sent == 0:
-        return
-    run_id = rt.state.start_run(rt.name, kind, rt.host, started)
-    credits = RunCounts(credits=rt.state.credits_spent_since(started))
-    rt.state.finish_run(run_id, "succeeded", counts + credits, rt.clock.now())
+class TickRun:
+    """A realtime tick's run, recorded from the moment the tick sends (quiet ticks leave none);
+    the tick's log lines from then on carry its run id."""
+
+    def __init__(self, rt: PipelineRuntime) -> None:
+        self.rt = rt
+        self.started = rt.clock.now()
+        self.run_id: int | None = None
+        self.kind = "realtime"  # or "realtime-bulk": a mass update drained by bulk write
+        self.counts = RunCounts()  # what the tick did, set by the tick before it returns
+
+    @contextmanager
+    def sending(self, kind: str) -> Iterator[int]:
+        """Start the run unless it has started (``kind`` names it then); log with its id."""
+        if self.run_id is None:
+            self.kind = kind
+            self.run_id = self.rt.state.start_run(self.rt.name, kind, self.rt.host, self.started)
+        with log_context(run_id=self.run_id):
+            yield self.run_id
+
+    def close(self, status: str, error: str | None = None) -> None:
+        """Record the end; a tick that sent nothing (and failed before sending) leaves no run."""
+        if self.run_id is None and (status != "succeeded" or self.counts.sent == 0):
+            return
+        counts = self.counts if status == "succeeded" else RunCounts()
+        credits = RunCounts(credits=self.rt.state.credits_spent_since(self.started))
+        with self.sending(self.kind) as run_id:
+            self.rt.state.finish_run(run_id, status, counts + credits, self.rt.clock.now(), error)
+
+
+@contextmanager
+def tick_run(rt: PipelineRuntime) -> Iterator[TickRun]:
+    """The recorded run of one realtime tick (see ``TickRun``), closed however the tick ends."""
+    run = TickRun(rt)
+    try:
+        yield run
+    except Stopped as exc:
+        run.close("interrupted", str(exc))
+        raise
+    except SyncdError as exc:
+        run.close("failed", str(exc))
+        raise
+    except BaseException:
+        run.close("interrupted", "interrupted")
+        raise
+    run.close("succeeded")

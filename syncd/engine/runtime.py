@@ -8,10 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from syncd.errors import LeaseLost
-from syncd.model import RunCounts
 from syncd.ports import Clock, Crm, EngineState, RowEncoder, Source
-
-ProgressCallback = Callable[[RunCounts], None]
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ class PipelineSnapshot:
     bulk_failures: int
     unfinished_jobs: int  # journal entries closed as FAILED within WINDOW
     maybe_paid_twice: int  # journal entries UNCERTAIN within WINDOW
+    deletes_waiting: int = 0  # deletes of gone legacy rows held by the breaker for approval
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,14 @@ def _pipeline(p: PipelineSnapshot, limits: NotifyThresholds, now: datetime) -> I
             p.name,
             f"{p.maybe_paid_twice} bulk job(s) in the last 24 h may have been paid twice (the "
             "reply to their create call was lost); see `syncd jobs list`",
+        )
+    if p.deletes_waiting:
+        yield Condition(
+            f"deletes_waiting:{p.name}",
+            "deletes_waiting",
+            p.name,
+            f"{p.deletes_waiting:,} CRM record(s) of deleted legacy rows wait for approval "
+            "(more than max_deletes at once); see `syncd deletes list`",
         )
 
 

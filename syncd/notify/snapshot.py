@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from apscheduler.triggers.cron import CronTrigger
 
 from syncd.config import PipelineSettings
+from syncd.deletes import waiting_for_approval
 from syncd.engine.backoff import BULK_SCOPE
 from syncd.model import JobState
 from syncd.notify.conditions import WINDOW, PipelineSnapshot, Snapshot
@@ -51,6 +52,7 @@ def read_snapshot(
                 bulk_failures=_bulk_failures(store, p.name),
                 unfinished_jobs=store.count_journal_since(p.name, JobState.FAILED, since),
                 maybe_paid_twice=store.count_uncertain(p.name, since),
+                deletes_waiting=waiting_for_approval(store, p),
             )
             for p in pipelines
         ),

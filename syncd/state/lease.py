@@ -19,6 +19,7 @@ from sqlalchemy import URL, Connection, Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from syncd.crashpoints import crash_point
 from syncd.state.store import StateStore, lock_id
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class FileLease:
             self._lock.acquire(timeout=0)
         except filelock.Timeout:
             return False
+        crash_point("after_lease_acquired")
         return True
 
     def verify(self) -> bool:
@@ -103,6 +105,7 @@ class AdvisoryLease:
             conn.close()
             return False
         self._conn = conn
+        crash_point("after_lease_acquired")
         return True
 
     def verify(self) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -16,11 +17,27 @@ from pathlib import Path
 from typing import Any
 
 import filelock
-from sqlalchemy import Engine, and_, delete, event, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Engine,
+    String,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    event,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from syncd.dbretry import retried
 from syncd.errors import StateError
 from syncd.model import Backoff, Identity, JobState, Reject, RunCounts
 from syncd.ports import CachedToken, OpenJob
@@ -80,9 +97,80 @@ class LeaseRecord:
     heartbeat_at: datetime
 
 
+_DELETE_OTHER_HOLDER = delete(identities).where(
+    identities.c.pipeline == bindparam("pipeline"),
+    identities.c.record_id == bindparam("record_id"),
+    identities.c.key != bindparam("key"),
+)
+"""Forget the key that held a record another key now owns (run once per recorded identity)."""
+
+
+_LOOKUP_CHUNK = 5000
+
+
+def _executemany(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> None:
+    """``conn.execute(stmt, rows)`` with each distinct value converted once, not once per row.
+
+    SQLAlchemy runs every bind processor for every row (the timestamps of 25,000 identities
+    share one value); here each column's processor runs once per distinct value and the
+    driver gets the statement text and the converted rows directly.
+    """
+    if not rows:
+        return
+    names = list(rows[0])
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=names)
+    processors = {n: stmt.table.c[n].type.bind_processor(conn.dialect) for n in names}
+    for name, processor in processors.items():
+        if processor is None:
+            continue
+        once = {value: processor(value) for value in {row[name] for row in rows}}
+        rows = [{**row, name: once[row[name]]} for row in rows]
+    if compiled.positional:
+        order = list(compiled.positiontup or [])
+        conn.exec_driver_sql(compiled.string, [tuple(row[n] for n in order) for row in rows])
+    else:
+        conn.exec_driver_sql(compiled.string, rows)
+
+
+def _one_param_in(conn: Connection, column: Any, values: list[str]) -> Any:
+    """``column IN (values)`` bound as one parameter (a JSON array on SQLite, an array on
+    PostgreSQL): one statement text for every lookup, cached and prepared, instead of a
+    list of placeholders rendered for each chunk."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam("values", values, type_=postgresql.ARRAY(String())))
+    listed = func.json_each(bindparam("values", json.dumps(values), type_=String()))
+    return column.in_(select(literal_column("value")).select_from(listed))
+
+
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Create the SQLite state file readable by its owner only (0600; a new directory 0700).
+
+    It holds the access token: other users of the host must not read it. SQLite gives its
+    -wal and -shm files the database file's mode. A file an older syncd left readable by
+    others is tightened, and said so.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        path.chmod(mode & 0o700)
+        logger.warning(
+            "state store %s was readable by other users (mode %o); made it %o",
+            path,
+            mode,
+            mode & 0o700,
+            extra={"event": "state_file_tightened", "path": str(path)},
+        )
 
 
 def create_state_engine(url: str) -> Engine:
@@ -93,7 +181,7 @@ def create_state_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, hide_parameters=True)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(Path(parsed.database).expanduser())
     engine = create_engine(
         url, hide_parameters=True, connect_args={"timeout": 30, "check_same_thread": False}
     )
@@ -241,6 +329,7 @@ class StateStore:
 
     # -- credits (ports.CreditLedger) ----------------------------------------------------------
 
+    @retried("state_store_retry")  # a paid call's credits must not be lost to a reconnect
     def record_credits(self, kind: str, credits: int, at: datetime, calls: int = 1) -> None:
         row = {"at": at, "kind": kind, "calls": calls, "credits": credits}
         with self._tx() as conn:
@@ -354,6 +443,7 @@ class StateStore:
                 conn.execute(insert(bulk_jobs).returning(bulk_jobs.c.id), [row]).scalar_one()
             )
 
+    @retried("state_store_retry")
     def journal_sending(self, entry_id: int, now: datetime) -> None:
         self._journal_set(entry_id, now, state=JobState.SENDING.value)
 
@@ -367,6 +457,7 @@ class StateStore:
         with self._tx() as conn:
             return int(conn.execute(query).scalar_one())
 
+    @retried("state_store_retry")  # else a job Zoho created is paid again
     def journal_created(self, entry_id: int, job_id: str, now: datetime) -> None:
         self._journal_set(entry_id, now, state=JobState.CREATED.value, job_id=job_id)
 
@@ -551,12 +642,19 @@ class StateStore:
         """key -> content hash of the rejected version, for the keys that are rejects."""
         found: dict[str, str] = {}
         with self._tx() as conn:
-            for part in _chunks(list(keys)):
+            if not self._has_rejects(conn, pipeline):  # the usual case: no lookups at all
+                return found
+            for part in _chunks(list(keys), _LOOKUP_CHUNK):
                 query = select(rejects.c.key, rejects.c.content_hash).where(
-                    rejects.c.pipeline == pipeline, rejects.c.key.in_(part)
+                    rejects.c.pipeline == pipeline, _one_param_in(conn, rejects.c.key, list(part))
                 )
                 found.update(dict(conn.execute(query).all()))
         return found
+
+    @staticmethod
+    def _has_rejects(conn: Connection, pipeline: str) -> bool:
+        query = select(rejects.c.key).where(rejects.c.pipeline == pipeline).limit(1)
+        return conn.execute(query).first() is not None
 
     def release_rejects(self, pipeline: str, keys: Sequence[str] | None = None) -> int:
         """Forget rejects (all of the pipeline's when ``keys`` is None); returns how many."""
@@ -564,10 +662,12 @@ class StateStore:
             if keys is None:
                 stmt = delete(rejects).where(rejects.c.pipeline == pipeline)
                 return int(conn.execute(stmt).rowcount)
+            if not self._has_rejects(conn, pipeline):
+                return 0
             total = 0
-            for part in _chunks(list(keys)):
+            for part in _chunks(list(keys), _LOOKUP_CHUNK):
                 stmt = delete(rejects).where(
-                    rejects.c.pipeline == pipeline, rejects.c.key.in_(part)
+                    rejects.c.pipeline == pipeline, _one_param_in(conn, rejects.c.key, list(part))
                 )
                 total += int(conn.execute(stmt).rowcount)
             return total
@@ -622,43 +722,37 @@ class StateStore:
         if not items:
             return
         with self._tx() as conn:
-            for part in _chunks(list(items)):
-                conn.execute(
-                    delete(identities).where(
-                        identities.c.pipeline == pipeline,
-                        identities.c.record_id.in_([i.record_id for i in part]),
-                        identities.c.key.not_in([i.key for i in part]),
-                    )
-                )
-                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-                stmt = dialect.insert(identities)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["pipeline", "key"],
-                    set_={
-                        "record_id": stmt.excluded.record_id,
-                        "seen_at": stmt.excluded.seen_at,
-                        "confirmed_at": func.coalesce(
-                            stmt.excluded.confirmed_at, identities.c.confirmed_at
-                        ),
-                        "content_hash": func.coalesce(
-                            stmt.excluded.content_hash, identities.c.content_hash
-                        ),
-                    },
-                )
-                conn.execute(
-                    stmt,
-                    [
-                        {
-                            "pipeline": pipeline,
-                            "key": i.key,
-                            "record_id": i.record_id,
-                            "seen_at": i.seen_at,
-                            "confirmed_at": i.confirmed_at,
-                            "content_hash": i.content_hash,
-                        }
-                        for i in part
-                    ],
-                )
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            stmt = dialect.insert(identities)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["pipeline", "key"],
+                set_={
+                    "record_id": stmt.excluded.record_id,
+                    "seen_at": stmt.excluded.seen_at,
+                    "confirmed_at": func.coalesce(
+                        stmt.excluded.confirmed_at, identities.c.confirmed_at
+                    ),
+                    "content_hash": func.coalesce(
+                        stmt.excluded.content_hash, identities.c.content_hash
+                    ),
+                },
+            )
+            for part in _chunks(list(items), _LOOKUP_CHUNK):
+                rows = [
+                    {
+                        "pipeline": pipeline,
+                        "key": i.key,
+                        "record_id": i.record_id,
+                        "seen_at": i.seen_at,
+                        "confirmed_at": i.confirmed_at,
+                        "content_hash": i.content_hash,
+                    }
+                    for i in part
+                ]
+                # Two statements, each one executemany of the driver: one row per confirmed
+                # row is the bulk of the state store's work in an initial sync.
+                conn.execute(_DELETE_OTHER_HOLDER, rows)
+                _executemany(conn, stmt, rows)
 
     def record_ids(self, pipeline: str, keys: Sequence[str]) -> dict[str, str]:
         """key -> the CRM record id it owns, for the keys the map knows."""
@@ -675,8 +769,9 @@ class StateStore:
         if not values:
             return found
         with self._tx() as conn:
-            for part in _chunks(list(values)):
-                query = select(by, wanted).where(identities.c.pipeline == pipeline, by.in_(part))
+            for part in _chunks(list(values), _LOOKUP_CHUNK):
+                where = _one_param_in(conn, by, list(part))
+                query = select(by, wanted).where(identities.c.pipeline == pipeline, where)
                 found.update({str(a): str(b) for a, b in conn.execute(query)})
         return found
 

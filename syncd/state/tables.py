@@ -225,3 +225,38 @@ alerts = Table(
     Column("started_at", UtcDateTime(), nullable=False),
     Column("summary", Text, nullable=False),
 )
+
+# Legacy rows gone from the legacy table whose CRM records are still to be deleted (or marked):
+# found by the reconcile scan or the tombstone table, kept until Zoho confirms. A batch larger
+# than the pipeline's max_deletes waits here for `syncd deletes approve` (``approved_at``).
+pending_deletes = Table(
+    "syncd_deletes",
+    metadata,
+    Column("pipeline", String(100), primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("record_id", String(32), nullable=False),
+    Column("found_at", UtcDateTime(), nullable=False),
+    Column("approved_at", UtcDateTime()),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+)
+
+# Where the reconcile scan of each pipeline's identity map has got to, so a restart continues
+# there: ``after_key`` is the last key compared (NULL: the next pass starts from the first).
+delete_scans = Table(
+    "syncd_delete_scans",
+    metadata,
+    Column("pipeline", String(100), primary_key=True),
+    Column("after_key", KEY),
+    Column("pass_started_at", UtcDateTime()),
+    Column("last_pass_at", UtcDateTime()),  # when the last full pass ended
+)
+
+# Every running daemon, with a heartbeat: the active ones share the pipelines between them
+# (each takes at most its fair share of the leases while others are alive).
+hosts = Table(
+    "syncd_hosts",
+    metadata,
+    Column("host", String(255), primary_key=True),
+    Column("heartbeat_at", UtcDateTime(), nullable=False),
+)

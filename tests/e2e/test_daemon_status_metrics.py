@@ -114,6 +114,9 @@ def assert_metrics(samples: dict[tuple[str, Any], float], data: dict[str, Any]) 
     assert samples[("syncd_rows_sent_total", orders)] == 31
     assert samples[("syncd_rows_confirmed_total", orders)] == 30
     assert samples[("syncd_rows_rejected_total", orders)] == 1
+    assert samples[("syncd_rejects", orders)] == 1
+    assert samples[("syncd_bulk_jobs_in_flight", orders)] == 0
+    assert samples[("syncd_credit_reserve", ())] == 0
     assert samples[("syncd_buffer_size", orders)] == 20
     assert samples[("syncd_oldest_pending_age_seconds", orders)] >= 1
     assert samples[("syncd_credits_spent_24h", ())] == data["credits"]["spent_24h"]

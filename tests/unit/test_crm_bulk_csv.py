@@ -87,6 +87,41 @@ def test_split_keeps_zipped_size_under_limit(tmp_path: Path) -> None:
     assert sum(f.rows for f in files) == 400
 
 
+def test_large_batches_are_cut_exactly_and_round_trip(tmp_path: Path) -> None:
+    """Thousands of rows go in blocks: the cuts fall on the exact row limit and every cell,
+    quotes and line breaks included, comes back in order."""
+    texts = tricky_texts(seed=25, count=2345)
+    rows = [BulkRow(str(i), [text, f"2024-01-{i % 28 + 1:02d}"]) for i, text in enumerate(texts)]
+    files = list(build_bulk_files("parent_id", COLUMNS, rows, tmp_path, BulkLimits(max_rows=1000)))
+    assert [f.rows for f in files] == [1000, 1000, 345]
+    assert [cells for f in files for cells in _read(f.path)[1:]] == [
+        [row.key, *row.cells] for row in rows
+    ]
+    assert [k for f in files for k in f.keys] == [row.key for row in rows]
+
+
+def test_large_batches_keep_zipped_size_under_limit(tmp_path: Path) -> None:
+    limits = BulkLimits(max_zipped_bytes=300_000, flush_margin=50_000)
+    rows = (BulkRow(str(i), [os.urandom(150).hex(), ""]) for i in range(3000))
+    files = list(build_bulk_files("parent_id", COLUMNS, rows, tmp_path, limits))
+    assert len(files) >= 2
+    assert all(f.zipped_bytes <= 300_000 for f in files)
+    assert all(f.zipped_bytes >= 150_000 for f in files[:-1])  # cut near the cap, not early
+    assert sum(f.rows for f in files) == 3000
+
+
+@pytest.mark.parametrize("at", [0, 499, 500, 901])
+def test_a_bad_row_deep_in_a_batch_is_named(tmp_path: Path, at: int) -> None:
+    rows = [BulkRow(str(i), ["n", ""]) for i in range(1200)]
+    short = [*rows[:at], BulkRow(str(at), ["n"]), *rows[at + 1 :]]
+    with pytest.raises(ValueError, match=f"row '{at}' has 1 cells"):
+        list(build_bulk_files("parent_id", COLUMNS, short, tmp_path))
+    repeated = [*rows[:at], BulkRow("7" if at != 7 else "8", ["n", ""]), *rows[at + 1 :]]
+    with pytest.raises(ValueError, match=r"'[78]' appears twice"):
+        list(build_bulk_files("parent_id", COLUMNS, repeated, tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_abandoned_file_is_deleted(tmp_path: Path) -> None:
     """A file still being written when the consumer stops is removed; handed-out files stay."""
     rows = (BulkRow(str(i), ["n", ""]) for i in range(15))

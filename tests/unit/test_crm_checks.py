@@ -92,6 +92,20 @@ def test_job_states_are_normalised() -> None:
     assert parse_job_status("1", failed).state == "FAILED"
 
 
+def test_a_running_jobs_processed_count_is_read_and_not_said_is_none() -> None:
+    """The counts of reference 5.3's file object: total_count, else added + updated + skipped;
+    the documented "Added" sample carries only a status, which is None, not 0."""
+
+    def running(file: dict[str, object]) -> dict[str, object]:
+        return {"status": "IN PROGRESS", "resource": [{"status": "IN PROGRESS", "file": file}]}
+
+    counts = {"added_count": 9, "skipped_count": 2, "updated_count": 1}
+    assert parse_job_status("1", running({**counts, "total_count": 12})).processed == 12
+    assert parse_job_status("1", running(counts)).processed == 12
+    assert parse_job_status("1", running({"status": "INPROGRESS"})).processed is None
+    assert parse_job_status("1", {"status": "ADDED"}).processed is None
+
+
 def _response(status: int, body: object, headers: dict[str, str] | None = None) -> httpx.Response:
     request = httpx.Request("POST", "https://www.zohoapis.com/crm/v8/Orders/upsert?secret=x")
     return httpx.Response(status, json=body, headers=headers, request=request)
