@@ -100,10 +100,14 @@ batch_size = {batch_size}
     return path
 
 
-def run_command(config: Path, log: Path, profile: str | None) -> tuple[float, float, float, int]:
+def run_command(
+    config: Path, log: Path, profile: str | None, sampler: str | None = None
+) -> tuple[float, float, float, int]:
     """``syncd initial-sync`` as a child: wall seconds, CPU seconds, peak RSS MiB, exit code."""
     program = ["-m", "bench.cpu_profile", profile] if profile else ["-m", "syncd"]
     command = [sys.executable, *program, "-c", str(config), "initial-sync"]
+    if sampler:  # py-spy samples the real process: no profiler overhead skews the shares
+        command = ["py-spy", "record", "-r", "200", "-f", "raw", "-o", sampler, "--", *command]
     with log.open("w") as out:
         began = time.perf_counter()
         child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
@@ -139,7 +143,8 @@ def one_size(args: argparse.Namespace, rows: int) -> SyncRun:
             config = write_config(
                 workdir, url, server.base_url, args.batch_size, args.poll, args.in_flight
             )
-            wall, cpu, rss, code = run_command(config, workdir / "syncd.log", args.profile)
+            log = workdir / "syncd.log"
+            wall, cpu, rss, code = run_command(config, log, args.profile, args.py_spy)
             stats = server.admin.stats()
         if code != 0:
             print((workdir / "syncd.log").read_text()[-3000:])
@@ -187,7 +192,9 @@ def report(args: argparse.Namespace, run: SyncRun) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, action="append", help="repeatable; default 1000000")
-    parser.add_argument("--database", choices=("postgresql", "mysql", "sqlite"), default="postgresql")
+    parser.add_argument(
+        "--database", choices=("postgresql", "mysql", "sqlite"), default="postgresql"
+    )
     parser.add_argument("--server-url", help="database server URL (default: the local one)")
     parser.add_argument("--batch-size", type=int, default=25_000)
     parser.add_argument("--poll", default="1s", help="bulk_poll_interval")
@@ -195,6 +202,9 @@ def main() -> None:
     parser.add_argument("--job-seconds", type=float, default=0.0, help="emulator job time T")
     parser.add_argument("--parallel-jobs", type=int, default=1, help="emulator jobs at once k")
     parser.add_argument("--profile", help="write a cProfile of the command to this file")
+    parser.add_argument(
+        "--py-spy", help="sample the command with py-spy (if installed) into this file"
+    )
     args = parser.parse_args()
     runs = [one_size(args, rows) for rows in args.rows or [1_000_000]]
     for run in runs:
@@ -202,8 +212,10 @@ def main() -> None:
         report(args, run)
     if len(runs) > 1:
         low, high = min(r.rss_mib for r in runs), max(r.rss_mib for r in runs)
-        print(f"\npeak RSS across sizes: {low:.0f}..{high:.0f} MiB, spread {high / low - 1:.0%}"
-              " (goal <= 10 %)")
+        print(
+            f"\npeak RSS across sizes: {low:.0f}..{high:.0f} MiB, spread {high / low - 1:.0%}"
+            " (goal <= 10 %)"
+        )
 
 
 if __name__ == "__main__":

@@ -171,7 +171,7 @@ def fill(url: str, rows: int) -> None:
                     copy.write_row(order_row(i))
         else:
             marks = ", ".join(["?" if kind == "sqlite" else "%s"] * (len(COLUMNS) + 1))
-            insert = f"INSERT INTO orders ({names}) VALUES ({marks})"
+            insert = f"INSERT INTO orders ({names}) VALUES ({marks})"  # noqa: S608  # constants
             if kind == "sqlite":
                 cur.execute("BEGIN")
             for start in range(1, rows + 1, 5000):
@@ -228,26 +228,28 @@ def measure_floor(url: str, workdir: Path) -> Floor:
     """The floor, measured on the table as it is (every row pending); the table is settled
     (all pending again) afterwards."""
     kind = dialect_of(url)
-    select = f"SELECT {', '.join(COLUMNS)} FROM orders WHERE NOT sync ORDER BY id"
+    select = f"SELECT {', '.join(COLUMNS)} FROM orders WHERE NOT sync ORDER BY id"  # noqa: S608
     target = workdir / "floor.zip"
     with native(url) as conn:
         began = time.perf_counter()
-        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-            with archive.open("orders.csv", "w") as raw:
-                text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-                if kind == "postgresql":
-                    copy_sql = f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER)"
-                    with conn.cursor().copy(copy_sql) as copy:
-                        for block in copy:
-                            text.write(bytes(block).decode("utf-8"))
-                else:
-                    cur = conn.cursor(pymysql.cursors.SSCursor) if kind == "mysql" else conn
-                    rows = cur.execute(select)
-                    writer = csv.writer(text)
-                    writer.writerow(COLUMNS)
-                    writer.writerows(cur if kind == "mysql" else rows)
-                text.flush()
-                text.detach()
+        with (
+            zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive,
+            archive.open("orders.csv", "w") as raw,
+        ):
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            if kind == "postgresql":
+                copy_sql = f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER)"
+                with conn.cursor().copy(copy_sql) as copy:
+                    for block in copy:
+                        text.write(bytes(block).decode("utf-8"))
+            else:
+                cur = conn.cursor(pymysql.cursors.SSCursor) if kind == "mysql" else conn
+                rows = cur.execute(select)
+                writer = csv.writer(text)
+                writer.writerow(COLUMNS)
+                writer.writerows(cur if kind == "mysql" else rows)
+            text.flush()
+            text.detach()
         export = time.perf_counter() - began
         began = time.perf_counter()
         conn.cursor().execute("UPDATE orders SET sync = true WHERE NOT sync")

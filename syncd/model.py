@@ -41,11 +41,19 @@ class PendingRow:
     key: Any
     values: Mapping[str, Any]
     _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
+    key_text: str = field(init=False, repr=False, compare=False)
+    """The legacy key as the CRM unique field holds it (made once: it is read per row often)."""
 
-    @property
-    def key_text(self) -> str:
-        """The legacy key as the CRM unique field holds it."""
-        return str(self.key)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_text", str(self.key))
+
+    def lean(self) -> PendingRow:
+        """This row without its values, its fingerprint kept: what a bulk job in flight holds
+        (a batch's values would otherwise stay in memory for each job running; promise 7).
+        Its compare-and-set compares fingerprints."""
+        row = PendingRow(self.key, {})
+        object.__setattr__(row, "_fingerprint", self.fingerprint)
+        return row
 
     @property
     def fingerprint(self) -> str:
@@ -90,6 +98,9 @@ class OutcomeKind(enum.StrEnum):
     RETRY = "retry"  # not processed (transient); send again later
 
 
+_WRITTEN = frozenset({OutcomeKind.ADDED, OutcomeKind.UPDATED})
+
+
 @dataclass(frozen=True)
 class Outcome:
     """Zoho's answer for one record, matched to the legacy key (never to a position)."""
@@ -107,7 +118,7 @@ class Outcome:
 
     @property
     def confirmed(self) -> bool:
-        return self.kind in (OutcomeKind.ADDED, OutcomeKind.UPDATED)
+        return self.kind in _WRITTEN  # asked per row several times: no enum lookups here
 
 
 class JobState(enum.StrEnum):
@@ -229,6 +240,10 @@ RECORD_GONE_CODE = "RECORD_NOT_FOUND"
 
 DELETED = "<deleted>"
 """Stands for the columns of a row that was deleted while it was in flight."""
+
+CHANGED = "<content>"
+"""Stands for the columns of a changed row that was sent without its values kept (a bulk
+job's row, ``PendingRow.lean``): its fingerprint differs, no column is named."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ reflected ``Table``/``Column`` objects, so the dialect quotes them; values are a
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -55,7 +56,7 @@ from sqlalchemy.types import NullType, TypeEngine
 from syncd.crashpoints import crash_point
 from syncd.dbretry import retried
 from syncd.errors import SourceError
-from syncd.model import DELETED, Confirmation, FieldMap, FieldType, PendingRow
+from syncd.model import CHANGED, DELETED, Confirmation, FieldMap, FieldType, PendingRow
 
 logger = logging.getLogger(__name__)
 
@@ -380,7 +381,7 @@ class LegacyTable:
         compared = self._compared
         pick = itemgetter(*(names.index(c) for c in compared))
         rows: list[PendingRow] = []
-        for row in result.fetchall():
+        for row in itertools.chain.from_iterable(iter(lambda: result.fetchmany(5000), [])):
             picked = pick(row) if len(compared) > 1 else (pick(row),)
             if not _UNSTABLE.isdisjoint(map(type, picked)):
                 picked = tuple(map(_stable, picked))
@@ -561,6 +562,8 @@ class LegacyTable:
         """The compared columns whose value changed; ``("<deleted>",)`` for a row that is gone."""
         if now is None:
             return (DELETED,)
+        if not sent.values:  # a lean row (PendingRow.lean): only its fingerprint was kept
+            return () if now.fingerprint == sent.fingerprint else (CHANGED,)
         if self.spec.version_column:
             name = self.spec.version_column
             return () if sent.values[name] == now.values[name] else (name,)

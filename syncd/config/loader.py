@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -180,4 +181,21 @@ def _read_secret_file(value: object, loc: Loc, base: Path, problems: Problems) -
     if not secret:
         problems.add(loc, f'"{path}" is empty')
         return None
+    if loc[-1] not in PUBLIC_FILE_KEYS and _others_may_read(path):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        problems.add(
+            loc,
+            f'"{path}" holds a secret and other users may read it (mode {mode:04o}): '
+            f"chmod 600 it (or pass it with systemd's LoadCredential=)",
+        )
+        return None
     return secret
+
+
+PUBLIC_FILE_KEYS = frozenset({"client_id_file"})
+"""*_file keys whose value is no secret (Zoho shows the client id in every OAuth URL)."""
+
+
+def _others_may_read(path: Path) -> bool:
+    """Whether users other than the owner and its group may read (or change) the file."""
+    return bool(path.stat().st_mode & (stat.S_IROTH | stat.S_IWOTH))

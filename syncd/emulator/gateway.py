@@ -1,11 +1,14 @@
 """What every call goes through before its handler: stats, auth, concurrency, faults, headers.
 
-Order for CRM routes: count the call; check ``Authorization: Zoho-oauthtoken`` and scope (401);
+Order for CRM routes: count the call; the token-expiry fault (every token revoked when the call
+is named in ``expire_tokens_on``); check ``Authorization: Zoho-oauthtoken`` and scope (401);
 enter the concurrency gate (429); injected drop, 500 and 429 faults; the handler (which charges
 credits and may take a sub-concurrency slot, raising 429 itself); injected latency, still
-holding both slots, as if Zoho were slow to process; the drop-after-processing fault; then the
+holding both slots, as if Zoho were slow to process; the drop-after-processing fault; the
+garble fault (the processed call's answer broken as a proxy breaks it); then the
 ``X-API-CREDITS-REMAINING`` header once ``credits_header_threshold`` of the budget is used.
-The token endpoint gets the stats and faults only: it belongs to Zoho Accounts, not to CRM.
+The token endpoint gets the stats and faults only (``token_errors`` first: HTTP 200 with an
+error body): it belongs to Zoho Accounts, not to CRM.
 """
 
 from __future__ import annotations

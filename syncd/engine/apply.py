@@ -12,6 +12,7 @@ from syncd.engine.identity import claim_records, remember, resend_displaced, wri
 from syncd.engine.runtime import PipelineRuntime, ensure_may_send
 from syncd.errors import RowNotRepresentable
 from syncd.model import (
+    CHANGED,
     DELETED,
     BulkRow,
     Confirmation,
@@ -58,14 +59,26 @@ def sendable_pages(rt: PipelineRuntime, size: int) -> Iterator[list[PendingRow]]
     """
     after = None
     page: list[PendingRow] = []
-    while batch := rt.source.pending_batch(after, size):
+    # While a page is out, this frame holds no reference to it: the caller lets a page's rows
+    # go once they are written and sent, so memory holds one page (promise 7).
+    while True:
+        batch = rt.source.pending_batch(after, size)
+        if not batch:
+            break
         after = batch[-1].key
         page.extend(sendable(rt, batch))
+        del batch
         while len(page) >= size:
-            yield page[:size]
-            page = page[size:]
+            yield _take(page, size)
     if page:
-        yield page
+        yield _take(page, len(page))
+
+
+def _take(page: list[PendingRow], size: int) -> list[PendingRow]:
+    """The first ``size`` rows, removed from ``page``."""
+    taken = page[:size]
+    del page[:size]
+    return taken
 
 
 def prune_rejects(rt: PipelineRuntime) -> int:
@@ -282,6 +295,8 @@ def _loop_reason(key: str, columns: tuple[str, ...], confirmation: Confirmation)
             "false again at once (does a trigger reset it on every UPDATE?); the CRM has the "
             "row's current content. Fix the cause, then `syncd rejects retry`."
         )
+    if columns == (CHANGED,):  # a bulk job's row: only its fingerprint was kept
+        shown = "its content"
     return (
         f"the row read back different in {shown} after each of {NOT_CONVERGING_AFTER} sends of "
         "the same content (a value that changes whenever it is read?); fix the mapping or the "

@@ -127,8 +127,11 @@ def _drain_round(
                 encoded, bulk_rows = encode_bulk_rows(rt, rows)
                 tracker.encoded(len(bulk_rows))
                 counts = counts + encoded.counts  # rows syncd itself rejects (NOT_REPRESENTABLE)
-                jobs = start_bulk_jobs(rt, run_id, encoded.rows, bulk_rows)
-                del bulk_rows  # the generator frees them once the files are written
+                sent_rows = [row.lean() for row in encoded.rows]
+                jobs = start_bulk_jobs(rt, run_id, sent_rows, bulk_rows)
+                # Only fingerprints wait with the jobs; the generator frees the CSV rows
+                # once the files are written (memory holds one batch of values, promise 7).
+                del bulk_rows, encoded, rows, sent_rows
                 for job in jobs:
                     in_flight.append(job)
                     tracker.job_started(job.job_id, len(job.keys))
@@ -205,7 +208,9 @@ def start_bulk_jobs(
 ) -> Iterator[InFlight]:
     """Write, journal and start one job per file of ``bulk_rows`` (``rows``, encoded).
 
-    The journal row comes first, the job id is recorded as soon as Zoho returns it.
+    The journal row comes first, the job id is recorded as soon as Zoho returns it. Each job
+    keeps its ``rows`` for the compare-and-set: lean ones (``PendingRow.lean``) keep memory
+    flat while jobs run.
     """
     by_key = {r.key_text: r for r in rows}
     columns = rt.encoder.bulk_columns()

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -117,19 +118,23 @@ def _executemany(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> Non
     """
     if not rows:
         return
-    names = list(rows[0])
-    compiled = stmt.compile(dialect=conn.dialect, column_keys=names)
-    processors = {n: stmt.table.c[n].type.bind_processor(conn.dialect) for n in names}
-    for name, processor in processors.items():
-        if processor is None:
-            continue
-        once = {value: processor(value) for value in {row[name] for row in rows}}
-        rows = [{**row, name: once[row[name]]} for row in rows]
+    dialect = conn.dialect
+    compiled = stmt.compile(dialect=dialect, column_keys=list(rows[0]))
+    order = list(compiled.positiontup or []) if compiled.positional else list(rows[0])
+    columns: list[list[Any]] = []
+    for name in order:
+        values = list(map(itemgetter(name), rows))
+        # The type as this dialect stores it (what SQLAlchemy itself would bind).
+        processor = stmt.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            once = {value: processor(value) for value in set(values)}
+            values = list(map(once.__getitem__, values))
+        columns.append(values)
+    params = list(zip(*columns, strict=True))
     if compiled.positional:
-        order = list(compiled.positiontup or [])
-        conn.exec_driver_sql(compiled.string, [tuple(row[n] for n in order) for row in rows])
+        conn.exec_driver_sql(compiled.string, params)
     else:
-        conn.exec_driver_sql(compiled.string, rows)
+        conn.exec_driver_sql(compiled.string, [dict(zip(order, p, strict=True)) for p in params])
 
 
 def _one_param_in(conn: Connection, column: Any, values: list[str]) -> Any:

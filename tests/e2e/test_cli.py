@@ -77,6 +77,7 @@ def test_example_config_is_valid_as_shipped(tmp_path: Path) -> None:
     """config.example.toml loads with only its documented variables set."""
     secret = tmp_path / "zoho_client_secret"
     secret.write_text("s3cret\n")
+    secret.chmod(0o600)  # as systemd's LoadCredential= passes it
     env = {
         "LEGACY_DB_PASSWORD": "pw",
         "ZOHO_CLIENT_ID": "id",

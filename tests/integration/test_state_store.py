@@ -108,3 +108,46 @@ def test_a_new_lease_holder_closes_runs_left_running_by_a_dead_one(store: StateS
     store.record_lease("orders", "host-b:2", T0 + timedelta(minutes=1))
     status = {r.id: r.status for r in store.last_runs("orders")}
     assert status == {dead: "interrupted", mine: "running"}
+
+
+def test_identities_are_written_as_the_dialect_stores_timestamps(store: StateStore) -> None:
+    """Identities go in through the driver's executemany with each value converted once: the
+    timestamps must land exactly as SQLAlchemy itself writes them (on SQLite: text with
+    microseconds, which orders correctly), a record moves to its new key, and a second write
+    of a key keeps what was confirmed when it brings nothing new."""
+    from sqlalchemy import select
+
+    from syncd.model import Identity
+    from syncd.state.tables import identities
+
+    whole = datetime(2026, 1, 1, tzinfo=UTC)
+    later = whole + timedelta(microseconds=1)
+    store.record_identities(
+        "orders",
+        [Identity(str(k), f"r{k}", whole, whole, f"h{k}") for k in range(1, 6001)],
+    )
+    store.record_identities("orders", [Identity("1", "r1", later, None, None)])
+    store.record_identities("orders", [Identity("7001", "r2", later, later, "h7001")])
+    assert store.record_ids("orders", ["1", "2", "7001"]) == {"1": "r1", "7001": "r2"}
+    assert store.count_identities("orders") == 6000
+    with store.engine.connect() as conn:
+        rows = {
+            key: (seen, confirmed, fingerprint)
+            for key, seen, confirmed, fingerprint in conn.execute(
+                select(
+                    identities.c.key,
+                    identities.c.seen_at,
+                    identities.c.confirmed_at,
+                    identities.c.content_hash,
+                )
+            )
+        }
+        newer = conn.execute(select(identities.c.key).where(identities.c.seen_at > whole)).scalars()
+        assert sorted(newer) == ["1", "7001"]
+        if store.engine.dialect.name == "sqlite":
+            raw = conn.exec_driver_sql(
+                "SELECT seen_at FROM syncd_identities WHERE key = '3'"
+            ).scalar_one()
+            assert raw == "2026-01-01 00:00:00.000000"
+    assert rows["1"] == (later, whole, "h1")  # confirmation kept
+    assert rows["3"] == (whole, whole, "h3")

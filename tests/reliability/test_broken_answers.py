@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +56,7 @@ from syncd.engine.runs import run_drain
 from syncd.errors import CrmRetriableError
 from syncd.model import JobState
 from syncd.state.tables import bulk_jobs
+from tests.helpers.daemon import SyncdProcess, wait_until
 from tests.helpers.e2e import (
     MovableClock,
     assert_mirrored,
@@ -430,3 +433,54 @@ def test_broken_answers_are_logged_in_one_line_each(
             break
     assert all("\n" not in r.getMessage() for r in caplog.records if r.name.startswith("syncd"))
     assert not any("<html>" in r.getMessage() for r in caplog.records)
+
+
+def test_the_daemon_rides_out_broken_answers(tmp_path: Path) -> None:
+    """`syncd run` while answers come back as proxy error pages, then cut short, and its
+    token is revoked: it keeps running, loses and duplicates nothing, and every change ends
+    up in the CRM."""
+    db = tmp_path / "legacy.db"
+    url = sqlite3_orders(db, 300)
+    settings = EmulatorSettings(bulk_rows_per_second=None, seed=11)
+    with EmulatorServer(settings) as server:
+        config = write_config(
+            tmp_path,
+            url,
+            server.base_url,
+            pipeline='poll_interval = "1s"\nmax_delay = "1s"\nflush_size = 10',
+        )
+        with SyncdProcess(config, tmp_path / "syncd.log") as daemon:
+            daemon.wait_for("daemon_ready")
+            wait_until(lambda: pending(db) == 0, 60, "initial rows synced", 0.5)
+            server.admin.set_faults(garble="html_200", garble_next=1)
+            for round_ in range(2):
+                if round_ == 1:
+                    server.admin.set_faults(garble="truncated_json", garble_next=1)
+                    server.admin.expire_tokens()
+                _change(db, range(1 + round_ * 20, 21 + round_ * 20), f"note {round_}")
+                time.sleep(1)
+            wait_until(lambda: pending(db) == 0, 90, "changes synced", 0.5)
+            faults = server.admin.stats()["faults"]
+            assert daemon.proc is not None and daemon.proc.poll() is None, "syncd stopped"
+            assert daemon.terminate() == 0
+        records = crm_by_key(server.base_url)  # fails on a duplicate record
+    assert faults == {"garble_html_200": 1, "garble_truncated_json": 1}
+    assert len(records) == 300
+    assert [records[str(n)]["Notes"] for n in (1, 20, 21, 40)] == [
+        "note 0",
+        "note 0",
+        "note 1",
+        "note 1",
+    ]
+
+
+def _change(db: Path, keys: range, note: str) -> None:
+    """What the legacy application does: change rows and set their flag false."""
+    conn = sqlite3.connect(db)
+    try:
+        conn.executemany(
+            "UPDATE orders SET notes = ?, sync = 0 WHERE id = ?", [(note, k) for k in keys]
+        )
+        conn.commit()
+    finally:
+        conn.close()

@@ -39,6 +39,7 @@ from syncd.crm.credits import BULK_JOB_CREDITS
 from syncd.emulator.server import EmulatorServer
 from syncd.emulator.settings import EmulatorSettings
 from syncd.engine.runs import run_drain
+from syncd.source import CONFIRM_CHUNK
 from syncd.state.store import StateStore
 from tests.helpers.daemon import SyncdProcess, wait_until
 from tests.helpers.e2e import assert_mirrored, crm_by_key, open_app, run_syncd, write_config
@@ -104,6 +105,7 @@ def test_every_crash_point_is_tested_and_every_listed_point_exists_in_the_code()
         point_name(p) for p in REALTIME_POINTS + DAEMON_INITIAL_POINTS
     }
     assert called == set(POINTS)
+    assert BULK_ROWS > CONFIRM_CHUNK  # after_confirm_chunk:2 falls between two chunks of the job
     assert tested == set(POINTS)
     assert set(POINTS) - {point_name(p) for p, _ in INITIAL_SYNC_CASES} == NOT_IN_INITIAL_SYNC
 

@@ -26,7 +26,7 @@ from syncd.emulator.settings import EmulatorSettings
 from syncd.state.store import StateStore
 from tests.helpers.daemon import SyncdProcess, wait_until
 from tests.helpers.e2e import assert_mirrored, crm_by_key, record_writes, write_config
-from tests.helpers.native import native
+from tests.helpers.native import NativeDatabase, native
 from tests.helpers.orders import create_orders, order
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -82,8 +82,8 @@ def lock_waiters(url: str) -> int:
         return len(lock_waiters_mysql(db))
 
 
-def lock_waiters_mysql(db: object) -> list[int]:
-    rows = db.query(  # type: ignore[attr-defined]
+def lock_waiters_mysql(db: NativeDatabase) -> list[int]:
+    rows = db.query(
         "SELECT t.trx_mysql_thread_id FROM information_schema.innodb_trx t"
         " JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id"
         " WHERE t.trx_state = 'LOCK WAIT' AND p.db = DATABASE()"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,17 +26,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
+from syncd.config.schema import ConfigFile
 from syncd.emulator.admin import EmulatorAdmin
 from syncd.emulator.schema import Schema, parse_schema
 from syncd.emulator.server import EmulatorServer
 from syncd.emulator.settings import EmulatorSettings
 from syncd.engine.apply import LOCAL_REJECT_CODE
 from syncd.engine.runs import run_drain
-from tests.helpers.e2e import open_app
+from tests.helpers.e2e import open_app, run_syncd
+from tests.helpers.e2e import write_config as write_e2e_config
 from tests.helpers.native import NativeDatabase, native
+from tests.helpers.sqlite_orders import pending, sqlite3_orders
 
 INJECTION = '"; DROP TABLE canary; --'
+TABLE_INJECTION = "orders; DROP TABLE orders; --"
 TABLE = "Order"
 PG_SCHEMA = "Legacy$ERP"
 KEY, FLAG = "order", "IsSynced"
@@ -316,3 +322,144 @@ def test_hostile_names_and_odd_values_round_trip_or_are_named_rejects(
         assert key not in records, f"refused row {key} reached the CRM"
     local = {k for k, r in rejects.items() if r.code == LOCAL_REJECT_CODE}
     assert local == set(refused) - {"22"}, "syncd sent a value it cannot represent"
+
+
+# -- hostile config files ----------------------------------------------------------------------
+
+
+def _model_of(annotation: Any) -> Any:
+    """The pydantic model inside ``Model``, ``Model | None`` or ``list[Model]``, else None."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+        inner = [a for a in typing.get_args(candidate) if isinstance(a, type)]
+        if inner and issubclass(inner[0], BaseModel):
+            return inner[0]
+    return None
+
+
+def leaf_keys() -> dict[str, list[str]]:
+    """Every scalar or list key of the config contract, by section (``pipelines`` and
+    ``notify`` as their first table), read from the models, so a new key is covered too."""
+    keys: dict[str, list[str]] = {}
+    for section, field in ConfigFile.model_fields.items():
+        model = _model_of(field.annotation)
+        assert model is not None, section
+        keys[section] = [
+            name
+            for name, sub in model.model_fields.items()
+            if _model_of(sub.annotation) is None and "dict" not in str(sub.annotation)
+        ]
+    return keys
+
+
+WRONG = "{ wrong = 1 }"  # a table: the wrong type for every scalar and list key
+
+
+def toml_line(key: str, value: str) -> str:
+    return f"{json.dumps(key)} = {value}"
+
+
+def run_check(config: Path) -> tuple[int, list[str], str]:
+    """``syncd -c CONFIG check``: exit code, its ``syncd:`` lines, all of stderr."""
+    result = run_syncd(config, "check")
+    lines = [line for line in result.stderr.splitlines() if line.startswith("syncd: ")]
+    return result.returncode, lines, result.stderr + result.stdout
+
+
+def test_every_key_of_the_wrong_type_is_one_line_naming_file_and_key(tmp_path: Path) -> None:
+    """A config with every key of the contract set to a table: exit 2, no traceback, and each
+    key named in a line of its own that names the file too."""
+    keys = leaf_keys()
+    body = []
+    for section, names in keys.items():
+        header = f"[[{section}]]" if section in ("pipelines", "notify") else f"[{section}]"
+        body.append(header)
+        body += [toml_line(name, WRONG) for name in names]
+    config = tmp_path / "config.toml"
+    config.write_text("\n".join(body) + "\n", encoding="utf-8")
+    code, lines, output = run_check(config)
+    assert code == 2 and "Traceback" not in output
+    assert all(line.startswith("syncd: config.toml: ") for line in lines), lines
+    prefix = {"pipelines": "pipelines[0].", "notify": "notify[0]."}
+    missing = [
+        f"{prefix.get(section, section + '.')}{name}"
+        for section, names in keys.items()
+        for name in names
+        if not any(f"{prefix.get(section, section + '.')}{name}:" in line for line in lines)
+    ]
+    assert missing == [], f"keys not named: {missing}\n{output}"
+    assert sum(len(names) for names in keys.values()) >= 50  # the contract, not a stub
+
+
+def test_unknown_keys_and_hostile_names_are_refused_before_any_sql(tmp_path: Path) -> None:
+    """Names that try SQL injection or need more than quoting, and keys syncd does not know:
+    one line each, exit 2, and the legacy database is never touched."""
+    db = tmp_path / "legacy.db"
+    sqlite3_orders(db, 3)
+    config = write_e2e_config(
+        tmp_path,
+        f"sqlite:///{db}",
+        "http://127.0.0.1:9",
+        crm='colour = "red"',
+        pipeline='batchsize = 10\nunknown_thing = "x"',
+        extra="[surprise]\nkey = 1",
+    )
+    text = config.read_text(encoding="utf-8")
+    text = text.replace('table = "orders"', f"table = {json.dumps(TABLE_INJECTION)}")
+    text = text.replace('flag = "sync"', f"flag = {json.dumps(INJECTION)}")
+    text = text.replace('Notes = "notes"', 'Notes = "notes; DELETE FROM orders"')
+    config.write_text(text, encoding="utf-8")
+    code, lines, output = run_check(config)
+    assert code == 2 and "Traceback" not in output
+    expected = [
+        "crm.colour: unknown key",
+        'pipelines[0].batchsize: unknown key (did you mean "batch_size"?)',
+        "pipelines[0].unknown_thing: unknown key",
+        "surprise: unknown key",
+        "pipelines[0].table: must be a table name",
+        "pipelines[0].flag: must be a plain column name",
+        "pipelines[0].fields.Notes",
+    ]
+    for fragment in expected:
+        assert sum(fragment in line for line in lines) == 1, (fragment, lines)
+    assert pending(db) == 3 and _tables(db) == ["orders"]
+
+
+def test_a_secret_file_unreadable_or_readable_by_others_is_refused(tmp_path: Path) -> None:
+    """client_secret_file names a directory (cannot be read, even by root); refresh_token_file
+    is mode 0644: one line each naming the file and key, exit 2, no secret shown."""
+    db = tmp_path / "legacy.db"
+    sqlite3_orders(db, 1)
+    config = write_e2e_config(tmp_path, f"sqlite:///{db}", "http://127.0.0.1:9")
+    (tmp_path / "secret_dir").mkdir()
+    token = tmp_path / "token"
+    token.write_text("rt-VERY-SECRET\n", encoding="utf-8")
+    token.chmod(0o644)
+    emulator = EmulatorSettings()
+    text = config.read_text(encoding="utf-8")
+    text = text.replace(
+        f'client_secret = "{emulator.client_secret}"', 'client_secret_file = "secret_dir"'
+    )
+    text = text.replace(
+        f'refresh_token = "{emulator.refresh_token}"', 'refresh_token_file = "token"'
+    )
+    config.write_text(text, encoding="utf-8")
+    code, lines, output = run_check(config)
+    assert code == 2 and "Traceback" not in output
+    assert len(lines) == 2, lines
+    unreadable, shared = sorted(lines)
+    assert "config.toml: crm.client_secret_file: cannot read" in unreadable
+    assert "secret_dir" in unreadable
+    assert "config.toml: crm.refresh_token_file:" in shared and str(token) in shared
+    assert "mode 0644" in shared and "chmod 600" in shared
+    assert "rt-VERY-SECRET" not in output
+
+    token.chmod(0o640)  # the group may read it (a syncd group, systemd credentials)
+    code, lines, _ = run_check(config)
+    assert not any("refresh_token_file" in line for line in lines), lines
+
+
+def _tables(db: Path) -> list[str]:
+    with native(f"sqlite:///{db}") as conn:
+        return [r[0] for r in conn.query("SELECT name FROM sqlite_master WHERE type='table'")]

@@ -318,8 +318,10 @@ def test_tls_verification_is_always_on(tmp_path: Path) -> None:
 def test_no_config_key_switches_tls_verification_off(tmp_path: Path) -> None:
     """The config contract has no such key: every spelling of it is an unknown key, exit 2."""
     url = sqlite3_orders(tmp_path / "legacy.db", 1)
-    for key in ("verify", "tls_verify", "verify_ssl", "insecure"):
-        config = write_config(tmp_path, url, "https://127.0.0.1:9", crm=f"{key} = false")
-        result = syncd(config, "check", env=dict(os.environ), debug=False)
-        assert result.returncode == 2, result.stderr
-        assert f"crm.{key}" in result.stderr and "Traceback" not in result.stderr
+    keys = ("verify", "tls_verify", "verify_ssl", "insecure", "ssl")
+    switches = "\n".join(f"{key} = false" for key in keys)
+    config = write_config(tmp_path, url, "https://127.0.0.1:9", crm=switches)
+    result = syncd(config, "check", env=dict(os.environ), debug=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    for key in keys:
+        assert f"crm.{key}: unknown key" in result.stderr, result.stderr

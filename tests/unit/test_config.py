@@ -139,6 +139,7 @@ def problems(tmp_path: Path, config: dict[str, Any] | str) -> list[str]:
 def test_example_config_loads_as_shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """config.example.toml is valid once its variables and credential file exist."""
     (tmp_path / "zoho_client_secret").write_text(CLIENT_SECRET + "\n", encoding="utf-8")
+    (tmp_path / "zoho_client_secret").chmod(0o600)  # as systemd's LoadCredential= passes it
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     monkeypatch.setenv("ZOHO_CLIENT_ID", CLIENT_ID)
     monkeypatch.setenv("ZOHO_REFRESH_TOKEN", REFRESH_TOKEN)
@@ -420,6 +421,8 @@ def test_secret_files_are_read_and_stripped(tmp_path: Path) -> None:
     (tmp_path / "creds/secret").write_text(CLIENT_SECRET + "\r\n", encoding="utf-8")
     (tmp_path / "creds/token").write_text(REFRESH_TOKEN + "\n", encoding="utf-8")
     (tmp_path / "db_url").write_text(f"sqlite:///{DB_PASSWORD}.db\n", encoding="utf-8")
+    for name in ("creds/secret", "creds/token", "db_url"):
+        (tmp_path / name).chmod(0o600)  # other users may not read a secret file
     config = base()
     del config["crm"]["client_secret"], config["crm"]["refresh_token"], config["source"]["url"]
     config["crm"]["client_secret_file"] = "creds/secret"

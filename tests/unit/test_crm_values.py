@@ -68,6 +68,17 @@ def test_decimals() -> None:
             to_json(bad, T.DECIMAL, UTC)
 
 
+def test_decimal_columns_with_more_than_nine_places_of_trailing_zeros() -> None:
+    """A NUMERIC(27,10) column gives 10.0000000000: the value has no decimals, so the cell
+    must not carry 10 places Zoho cannot read (before, the whole row was refused by Zoho)."""
+    assert to_csv_cell(Decimal("10.0000000000"), T.DECIMAL, UTC) == "10"
+    assert to_csv_cell(Decimal("-0.0000000010"), T.DECIMAL, UTC) == "-0.000000001"
+    assert to_csv_cell(Decimal("0E-10"), T.DECIMAL, UTC) == "0"
+    assert to_json(Decimal("10.0000000000"), T.DECIMAL, UTC) == 10
+    with pytest.raises(ValueNotRepresentable):
+        to_csv_cell(Decimal("0.0000000001"), T.DECIMAL, UTC)
+
+
 def test_integers() -> None:
     """Integers accept exact integral values only, up to 18 digits."""
     assert to_json(42, T.INTEGER, UTC) == 42

@@ -48,6 +48,7 @@ def problems(tmp_path: Path, extra: str) -> str:
 def test_targets_take_defaults_then_their_own_thresholds(tmp_path: Path) -> None:
     """Per-target keys override [notify_defaults], which override the built-in defaults."""
     (tmp_path / "hook").write_text(HOOK + "\n", encoding="utf-8")
+    (tmp_path / "hook").chmod(0o600)  # other users may not read a secret file
     settings = load(
         tmp_path,
         """
