@@ -38,7 +38,7 @@ from pathlib import Path
 
 from bench.legacy import FIELDS, Floor, bench_database, fill, flagged, measure_floor
 from syncd.emulator.server import EmulatorServer
-from syncd.emulator.settings import EmulatorSettings
+from syncd.emulator.settings import EmulatorSettings, Faults
 
 MIB = 1024 * 1024
 
@@ -117,6 +117,21 @@ def run_command(
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, child.returncode
 
 
+def emulator_settings(args: argparse.Namespace) -> EmulatorSettings:
+    """The emulator of these benchmarks: bulk jobs without per-row work (``bulk_fast``), a job
+    time T and k jobs at once when asked, ``--latency-ms`` added to every call (a real Zoho
+    answers in tens to hundreds of milliseconds; the local emulator in a few)."""
+    return EmulatorSettings(
+        bulk_fast=True,
+        bulk_rows_per_second=None,
+        bulk_job_seconds=args.job_seconds,
+        bulk_parallel_jobs=args.parallel_jobs,
+        max_parallel_bulk_jobs=max(10, args.parallel_jobs),
+        daily_credits=10**9,
+        faults=Faults(latency_ms=args.latency_ms or 0),
+    )
+
+
 def one_size(args: argparse.Namespace, rows: int) -> SyncRun:
     server_url = args.server_url or {
         "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
@@ -131,14 +146,7 @@ def one_size(args: argparse.Namespace, rows: int) -> SyncRun:
         fill(url, rows)
         print(f"\n{rows:,} rows ({args.database}): filled in {time.perf_counter() - began:.1f} s")
         floor = measure_floor(url, workdir)
-        settings = EmulatorSettings(
-            bulk_fast=True,
-            bulk_rows_per_second=None,
-            bulk_job_seconds=args.job_seconds,
-            bulk_parallel_jobs=args.parallel_jobs,
-            max_parallel_bulk_jobs=max(10, args.parallel_jobs),
-            daily_credits=10**9,
-        )
+        settings = emulator_settings(args)
         with EmulatorServer(settings) as server:
             config = write_config(
                 workdir, url, server.base_url, args.batch_size, args.poll, args.in_flight
@@ -201,6 +209,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=2, help="bulk_jobs_in_flight")
     parser.add_argument("--job-seconds", type=float, default=0.0, help="emulator job time T")
     parser.add_argument("--parallel-jobs", type=int, default=1, help="emulator jobs at once k")
+    parser.add_argument("--latency-ms", type=int, default=0, help="emulator latency per call")
     parser.add_argument("--profile", help="write a cProfile of the command to this file")
     parser.add_argument(
         "--py-spy", help="sample the command with py-spy (if installed) into this file"

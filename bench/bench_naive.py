@@ -49,7 +49,7 @@ from typing import Any
 import httpx
 import pymysql
 
-from bench.bench_initial_sync import SyncRun, one_size, report
+from bench.bench_initial_sync import SyncRun, emulator_settings, one_size, report
 from bench.legacy import FIELDS, bench_database, dialect_of, fill, flagged, native
 from syncd.emulator.server import EmulatorServer
 from syncd.emulator.settings import EmulatorSettings
@@ -204,14 +204,7 @@ def naive_run(args: argparse.Namespace, rows: int) -> NaiveRun:
             f"\n{rows:,} rows ({args.database}) for the naive script: filled in "
             f"{time.perf_counter() - began:.1f} s"
         )
-        settings = EmulatorSettings(
-            bulk_fast=True,
-            bulk_rows_per_second=None,
-            bulk_job_seconds=args.job_seconds,
-            bulk_parallel_jobs=args.parallel_jobs,
-            max_parallel_bulk_jobs=max(10, args.parallel_jobs),
-            daily_credits=10**9,
-        )
+        settings = emulator_settings(args)
         result = workdir / "naive.json"
         with EmulatorServer(settings) as server:
             command = [sys.executable, "-m", "bench.bench_naive", "--client"]
@@ -270,6 +263,16 @@ def compare(sync: SyncRun, naive: NaiveRun) -> None:
         print(f"  {name} calls: {listed}")
 
 
+class SyncOptions(argparse.Namespace):
+    """The options ``one_size`` reads: ours, and None (off) for any other it may read, such as
+    its profilers, so an option added to bench_initial_sync does not break this benchmark."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -278,15 +281,21 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=25_000, help="syncd's batch_size")
     parser.add_argument("--poll", default="1s", help="syncd's bulk_poll_interval")
     parser.add_argument("--in-flight", type=int, default=2, help="syncd's bulk_jobs_in_flight")
+    parser.add_argument(
+        "--latency-ms", type=int, default=0, help="emulator latency per call, for both runs"
+    )
     parser.add_argument("--client", nargs=3, help=argparse.SUPPRESS)  # SOURCE BASE_URL RESULT
     args = parser.parse_args()
     if args.client:
         source_url, base_url, result = args.client
         Path(result).write_text(json.dumps(naive_sync(source_url, base_url)), encoding="utf-8")
         return
+    args = SyncOptions(
+        **vars(args),
+        job_seconds=0.0,  # bench_initial_sync's defaults: bulk jobs finish at once
+        parallel_jobs=1,
+    )
     args.server_url = args.server_url or SERVERS[args.database]
-    # one_size's own options, as bench_initial_sync's defaults have them
-    args.job_seconds, args.parallel_jobs, args.profile = 0.0, 1, None
     sync = one_size(args, args.rows)
     print(f"\n== {sync.rows:,} rows: syncd initial-sync ==")
     report(args, sync)

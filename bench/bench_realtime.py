@@ -260,17 +260,17 @@ class Bench:
         stats = self.server.admin.stats()
         return dict(stats["calls"]), int(stats["credits"]["total"])
 
-    def alive(self) -> bool:
+    def check_alive(self) -> None:
+        """Stop the benchmark (exit 1, with the daemon's last log lines) if syncd died."""
         proc = self.daemon.proc
         if proc is not None and proc.poll() is not None:
-            print(f"syncd exited ({proc.returncode}):\n{self.daemon.tail()}")
-            return False
-        return True
+            raise SystemExit(f"syncd exited ({proc.returncode}):\n{self.daemon.tail()}")
 
     def wait_arrived(self, changes: list[Change], timeout: float) -> None:
-        """Wait until ``changes`` arrived, the daemon died, or ``timeout`` passed."""
+        """Wait until ``changes`` arrived or ``timeout`` passed."""
         deadline = time.monotonic() + timeout
-        while not arrived(changes) and time.monotonic() < deadline and self.alive():
+        while not arrived(changes) and time.monotonic() < deadline:
+            self.check_alive()
             time.sleep(0.05)
 
     def phase(self, name: str, timeout: float, write: Callable[[], list[Change]]) -> Phase:
@@ -302,7 +302,8 @@ class Bench:
         while True:
             now = time.monotonic()
             if i >= measured and now >= next_check:
-                if arrived(changes) or now > deadline or not self.alive():
+                self.check_alive()
+                if arrived(changes) or now > deadline:
                     return changes
                 next_check = now + 0.2
             pause = began + i / rate - now
