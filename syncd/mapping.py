@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import tzinfo
+from decimal import Decimal, InvalidOperation
 from operator import itemgetter
+from typing import Any
 
 from syncd.crm.values import (
     ValueNotRepresentable,
@@ -35,12 +37,25 @@ class FieldEncoder:
         self.types = {
             f.api_name: f.type or column_types.get(f.column, FieldType.TEXT) for f in self.fields
         }
+        # A field's value options (map, default, split, places) as one function run on the
+        # raw value before its type conversion; fields without options have none.
+        self._prepare = {f.api_name: value_options(f, self.types[f.api_name]) for f in self.fields}
         # One converter per column, chosen here: the type dispatch is not paid per cell.
         self._cells = [
-            (f.column, csv_cell_encoder(self.types[f.api_name], tz)) for f in self.fields
+            (
+                f.column,
+                _before(self._prepare[f.api_name], csv_cell_encoder(self.types[f.api_name], tz)),
+            )
+            for f in self.fields
         ]
         self._columns = [
-            (f.column, csv_column_encoder(self.types[f.api_name], tz)) for f in self.fields
+            (
+                f.column,
+                _before_all(
+                    self._prepare[f.api_name], csv_column_encoder(self.types[f.api_name], tz)
+                ),
+            )
+            for f in self.fields
         ]
 
     def record(self, row: PendingRow) -> CrmRecord:
@@ -74,9 +89,83 @@ class FieldEncoder:
     def _convert(self, item: FieldMap, row: PendingRow, *, json: bool) -> object:
         ftype = self.types[item.api_name]
         value = row.values[item.column]
+        prepare = self._prepare[item.api_name]
         try:
+            if prepare is not None:
+                value = prepare(value)
             if json:
                 return to_json(value, ftype, self.tz)
             return to_csv_cell(value, ftype, self.tz)
         except ValueNotRepresentable as exc:
             raise RowNotRepresentable(item.column, item.api_name, str(exc)) from exc
+
+
+def _before(
+    prepare: Callable[[Any], Any] | None, cell: Callable[[Any], str]
+) -> Callable[[Any], str]:
+    """``cell`` itself when there is nothing to prepare (no extra call per cell)."""
+    if prepare is None:
+        return cell
+    return lambda value: cell(prepare(value))
+
+
+def _before_all(
+    prepare: Callable[[Any], Any] | None, column: Callable[[list[Any]], list[str]]
+) -> Callable[[list[Any]], list[str]]:
+    if prepare is None:
+        return column
+    return lambda values: column(list(map(prepare, values)))
+
+
+def value_options(item: FieldMap, ftype: FieldType) -> Callable[[Any], Any] | None:
+    """The function applying ``item``'s value options to a raw legacy value, or None when it
+    has none. Raises ``ValueNotRepresentable`` for a value the map lacks or with too many
+    decimal places: the row is a reject naming the column, never a guess or a rounding."""
+    if not item.transforms:
+        return None
+    table = dict(item.value_map)
+    default, split, places = item.default, item.split, item.decimal_places
+
+    def mapped(value: Any) -> Any:
+        text = value.strip() if type(value) is str else _map_key(value)
+        if text not in table:
+            raise ValueNotRepresentable(ftype, value, "the field's value map has no entry for it")
+        return table[text]
+
+    def prepare(value: Any) -> Any:
+        if value is None:
+            return default
+        if split is not None and isinstance(value, str):
+            value = [part.strip() for part in value.split(split) if part.strip()]
+        if table:
+            value = [mapped(v) for v in value] if isinstance(value, list) else mapped(value)
+        if places is not None:
+            _check_places(value, places, ftype)
+        return value
+
+    return prepare
+
+
+def _map_key(value: Any) -> str:
+    """The text a value map is keyed by: a number's digits, a boolean as true/false."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).strip() if not isinstance(value, bytes) else value.decode("utf-8", "replace")
+
+
+def _check_places(value: Any, places: int, ftype: FieldType) -> None:
+    """Refuse a number with more decimal places than the CRM field keeps (it would round)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        return  # not a number: the type conversion names the problem
+    try:
+        number = Decimal(format(value, ".15g")) if isinstance(value, float) else Decimal(str(value))
+        exponent = number.normalize().as_tuple().exponent
+    except InvalidOperation:
+        return
+    if isinstance(exponent, int) and -exponent > places:
+        raise ValueNotRepresentable(
+            ftype,
+            value,
+            f"{-exponent} decimal places; the field keeps {places} (decimal_places), "
+            "so the CRM would round it",
+        )

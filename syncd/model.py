@@ -19,15 +19,39 @@ class FieldType(enum.StrEnum):
     BOOLEAN = "boolean"
     DATE = "date"
     DATETIME = "datetime"
+    # A multi-select picklist: a list of texts (JSON array; one CSV cell joined by ";").
+    MULTISELECT = "multiselect"
+
+
+ConfigValue = str | int | bool
+"""A value written in the config file (a value map's result, a default for NULL)."""
 
 
 @dataclass(frozen=True)
 class FieldMap:
-    """One mapped column: CRM field ``api_name`` takes legacy ``column``."""
+    """One mapped column: CRM field ``api_name`` takes legacy ``column``.
+
+    The value options change the legacy value before its type conversion (the values the
+    compare-and-set reads stay as they are): NULL becomes ``default``; a text column is cut
+    at ``split`` into a multi-select's values; each value (or each multi-select value) is
+    looked up in ``value_map`` by its text, and a value the map lacks is a reject; a decimal
+    with more than ``decimal_places`` places is a reject.
+    """
 
     api_name: str
     column: str
     type: FieldType | None = None  # None: derived from the legacy column type
+    value_map: tuple[tuple[str, ConfigValue], ...] = ()
+    default: ConfigValue | None = None
+    split: str | None = None
+    decimal_places: int | None = None
+
+    @property
+    def transforms(self) -> bool:
+        """Whether any value option is set (a field without them takes the plain path)."""
+        return bool(self.value_map) or self.default is not None or self.split is not None or (
+            self.decimal_places is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)  # slots: a batch holds 25,000 of them

@@ -256,7 +256,10 @@ class LegacyTable:
         for item in self.spec.fields:
             sql_type = self.table.c[item.column].type
             where = f"pipeline {self.spec.pipeline}: fields.{item.api_name}: column {item.column!r}"
-            if reason := unsupported_reason(sql_type):
+            reason = unsupported_reason(sql_type)
+            if isinstance(sql_type, ARRAY) and item.type is FieldType.MULTISELECT:
+                reason = None  # an array's items are a multi-select picklist's values
+            if reason:
                 report.problems.append(
                     f"{where} is {self._type_name(sql_type)}: {reason}; map a column or view "
                     "that casts it "

@@ -65,7 +65,7 @@ from syncd.config.values import (
     invalid,
     one_of,
 )
-from syncd.model import FieldMap, FieldType
+from syncd.model import ConfigValue, FieldMap, FieldType
 
 # Keys that may hold a credential: each may instead be read from "<key>_file", and their values
 # are never quoted back in a message.
@@ -188,12 +188,53 @@ class _Crm(_Model):
         )
 
 
+def _config_value(value: object) -> ConfigValue:
+    if isinstance(value, str | int | bool):
+        return value
+    raise invalid("must be a text, an integer or true/false")
+
+
+ConfigValueSpec = Annotated[ConfigValue, PlainValidator(_config_value)]
+
+
 class _Field(_Model):
     column: Column
     type: Annotated[str | None, one_of(FieldType)] = None
+    map: dict[Text, ConfigValueSpec] | None = Field(default=None, min_length=1)
+    default: ConfigValueSpec | None = None
+    split: Annotated[str | None, Field(min_length=1, max_length=5)] = None
+    decimal_places: Annotated[int | None, int_between(0, 9)] = None
+
+    @field_validator("split")
+    @classmethod
+    def _split_is_multiselect(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("type") not in (None, FieldType.MULTISELECT):
+            raise broken_rule(
+                'cuts a text into the values of a multi-select: use it with type = "multiselect"'
+                " or without a type"
+            )
+        return value
+
+    @field_validator("decimal_places")
+    @classmethod
+    def _places_of_numbers(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("type") not in (None, FieldType.DECIMAL):
+            raise broken_rule('is for numbers: use it with type = "decimal" or without a type')
+        return value
 
     def field_map(self, api_name: str) -> FieldMap:
-        return FieldMap(api_name, self.column, FieldType(self.type) if self.type else None)
+        ftype = FieldType(self.type) if self.type else None
+        if ftype is None and self.split is not None:
+            ftype = FieldType.MULTISELECT  # split makes the values of a multi-select
+        return FieldMap(
+            api_name,
+            self.column,
+            ftype,
+            value_map=tuple((self.map or {}).items()),
+            default=self.default,
+            split=self.split,
+            decimal_places=self.decimal_places,
+        )
 
 
 def _pipeline_name(value: object, info: ValidationInfo) -> str:

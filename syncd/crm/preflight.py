@@ -16,7 +16,8 @@ from syncd.crm.edition import read_license
 from syncd.errors import CrmFatalError
 from syncd.model import FieldMap, FieldType
 
-_ANY = frozenset(FieldType)
+# A multi-select's list of values goes only to a multi-select picklist.
+_ANY = frozenset(FieldType) - {FieldType.MULTISELECT}
 ACCEPTED: Mapping[str, frozenset[FieldType]] = {
     # Text-like fields take any value in its text form.
     "text": _ANY,
@@ -34,6 +35,7 @@ ACCEPTED: Mapping[str, frozenset[FieldType]] = {
     "boolean": frozenset({FieldType.BOOLEAN}),
     "date": frozenset({FieldType.DATE}),
     "datetime": frozenset({FieldType.DATETIME}),
+    "multiselectpicklist": frozenset({FieldType.MULTISELECT}),
 }
 """Which legacy value types each Zoho ``data_type`` can hold without guessing."""
 
@@ -119,7 +121,10 @@ def run_preflight(
         org_id,
         module,
         tuple(problems),
-        tuple(unique_warnings(module, unique_field, fields, metadata)),
+        tuple(
+            unique_warnings(module, unique_field, fields, metadata)
+            + precision_warnings(module, fields, column_types, metadata)
+        ),
         is_case_insensitive(metadata.get(unique_field)),
     )
 
@@ -203,6 +208,33 @@ def unique_warnings(
         "id and insert instead, so a row whose value is already on another record is refused "
         "(DUPLICATE_DATA) and listed as a reject naming that record's key."
     ]
+
+
+def precision_warnings(
+    module: str,
+    fields: Sequence[FieldMap],
+    column_types: Mapping[str, FieldType],
+    metadata: Mapping[str, Mapping[str, Any]],
+) -> list[str]:
+    """A warning for each mapped number field whose metadata keeps fewer decimal places
+    (``decimal_place``; UNCONFIRMED in the reference, read when present) than the mapping
+    lets through: the encoder does not see the metadata, so ``decimal_places`` on the field
+    is what turns such a value into a reject instead of a CRM rounding."""
+    warnings = []
+    for mapped in fields:
+        places = (metadata.get(mapped.api_name) or {}).get("decimal_place")
+        if not isinstance(places, int) or isinstance(places, bool):
+            continue
+        if (mapped.type or column_types.get(mapped.column)) is not FieldType.DECIMAL:
+            continue  # whole numbers and texts have no places to lose
+        allowed = mapped.decimal_places
+        if allowed is None or allowed > places:
+            warnings.append(
+                f"{module}.{mapped.api_name} keeps {places} decimal places, but values with "
+                f"more from column {mapped.column!r} would be sent and rounded by the CRM: "
+                f"set decimal_places = {places} on the field to make them rejects"
+            )
+    return warnings
 
 
 def is_case_insensitive(meta: Mapping[str, Any] | None) -> bool:

@@ -35,6 +35,10 @@ FLOAT_DIGITS = 15
 """Significant decimal digits a binary double holds faithfully: a float column's 0.1 + 0.2 is
 the 0.3 the legacy application shows, not 0.30000000000000004."""
 
+MULTISELECT_SEPARATOR = ";"
+"""Bulk Write separates a multi-select picklist's values in one CSV cell by ";" (reference
+5.6); the records API takes a JSON array of strings (reference 4.7)."""
+
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 
@@ -69,6 +73,8 @@ def to_json(value: Any, ftype: FieldType, tz: tzinfo) -> object:
         number = _crm_decimal(value)
         # Zoho's Decimal/Currency is a double; integral values go out exact as integers.
         return int(number) if number == number.to_integral_value() else float(number)
+    if ftype is FieldType.MULTISELECT:
+        return _multiselect(value, tz) or None  # no values clears the field, as NULL does
     return _convert(value, ftype, tz)
 
 
@@ -79,6 +85,8 @@ def to_csv_cell(value: Any, ftype: FieldType, tz: tzinfo) -> str:
     if ftype is FieldType.DECIMAL:
         # Plain notation: Zoho does not read exponents such as 1E+3.
         return format(_crm_decimal(value), "f")
+    if ftype is FieldType.MULTISELECT:
+        return MULTISELECT_SEPARATOR.join(_multiselect(value, tz))
     converted = _convert(value, ftype, tz)
     if isinstance(converted, bool):
         return "true" if converted else "false"
@@ -195,6 +203,7 @@ _WHOLE_COLUMNS: dict[FieldType, Callable[[tzinfo], Callable[[list[Any]], list[st
     FieldType.DATE: _whole_date,
     FieldType.DATETIME: _whole_datetime,
     FieldType.BOOLEAN: _whole_boolean,
+    FieldType.MULTISELECT: lambda _tz: lambda _vs: None,  # lists: cell by cell
 }
 
 
@@ -248,6 +257,7 @@ _FAST_CELLS: dict[FieldType, Callable[[tzinfo], Callable[[Any], str | None]]] = 
     FieldType.DATE: _fast_date,
     FieldType.DATETIME: _fast_datetime,
     FieldType.BOOLEAN: _fast_boolean,
+    FieldType.MULTISELECT: lambda _tz: lambda _v: None,  # lists: through to_csv_cell
 }
 
 
@@ -289,6 +299,22 @@ def _text(value: Any, tz: tzinfo) -> str:
     if "\x00" in text:
         raise ValueNotRepresentable(FieldType.TEXT, value, "text contains a NUL character")
     return text
+
+
+def _multiselect(value: Any, tz: tzinfo) -> list[str]:
+    """A multi-select's values: an array column's items (a single value is one item), as
+    text, blanks and repeats dropped, in the legacy order."""
+    items = value if isinstance(value, list | tuple) else [value]
+    texts = [_text(item, tz).strip() for item in items if item is not None]
+    for text in texts:
+        if MULTISELECT_SEPARATOR in text:
+            raise ValueNotRepresentable(
+                FieldType.MULTISELECT,
+                text,
+                f"a multi-select value cannot hold {MULTISELECT_SEPARATOR!r}, which separates "
+                "the values in a Bulk Write cell",
+            )
+    return list(dict.fromkeys(text for text in texts if text))
 
 
 def _integer(value: Any, ftype: FieldType) -> int:

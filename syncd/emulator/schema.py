@@ -14,6 +14,8 @@ A schema file holds ``[[modules]]`` tables, each with ``[[modules.fields]]``::
     case_sensitive = false          # default
 
 ``type`` is the ``data_type`` the fields metadata API reports; ``length`` defaults per type.
+A ``picklist`` or ``multiselectpicklist`` lists its ``values``; a ``double`` or ``currency``
+field may say its ``decimal_places`` (metadata ``decimal_place``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ FIELD_TYPES: dict[str, int | None] = {
     "phone": 30,
     "website": 255,
     "picklist": None,
+    "multiselectpicklist": None,
     "integer": None,
     "bigint": None,
     "double": None,
@@ -45,7 +48,15 @@ FIELD_TYPES: dict[str, int | None] = {
 }
 # reference 4.3: only these types may carry "Do not allow duplicate values"
 UNIQUE_CAPABLE = frozenset({"text", "email", "phone", "integer", "bigint", "website"})
-_JSON_TYPES = {"integer": "integer", "double": "double", "currency": "double", "boolean": "boolean"}
+_JSON_TYPES = {
+    "integer": "integer",
+    "double": "double",
+    "currency": "double",
+    "boolean": "boolean",
+    "multiselectpicklist": "jsonarray",
+}
+_PICKLISTS = frozenset({"picklist", "multiselectpicklist"})
+_NUMBERS = frozenset({"double", "currency"})
 
 
 class SchemaError(ValueError):
@@ -69,6 +80,7 @@ class FieldSpec:
     case_sensitive: bool = False
     picklist: tuple[str, ...] = ()
     custom: bool = True
+    decimal_places: int | None = None  # reported as metadata "decimal_place" (UNCONFIRMED)
 
     def fold(self, value: object) -> str:
         """The key a unique index stores for ``value`` (case-folded unless case-sensitive)."""
@@ -191,8 +203,11 @@ def _parse_field(raw: Any, where: str, problems: list[str]) -> FieldSpec | None:
     if unique and data_type not in UNIQUE_CAPABLE:
         problems.append(f"{where}.unique: a {data_type} field cannot be unique")
     picklist = tuple(str(v) for v in raw.get("values", ()))
-    if data_type == "picklist" and not picklist:
+    if data_type in _PICKLISTS and not picklist:
         problems.append(f"{where}.values: a picklist needs its values")
+    places = raw.get("decimal_places")
+    if places is not None and (data_type not in _NUMBERS or not isinstance(places, int)):
+        problems.append(f"{where}.decimal_places: only a double or currency field has them")
     return FieldSpec(
         api_name=raw["api_name"],
         label=str(raw.get("label", raw["api_name"].replace("_", " "))),
@@ -203,6 +218,7 @@ def _parse_field(raw: Any, where: str, problems: list[str]) -> FieldSpec | None:
         case_sensitive=bool(raw.get("case_sensitive", False)),
         picklist=picklist,
         custom=bool(raw.get("custom", True)),
+        decimal_places=places if isinstance(places, int) else None,
     )
 
 
@@ -220,6 +236,7 @@ def _field_metadata(module: str, spec: FieldSpec) -> dict[str, Any]:
         "data_type": spec.data_type,
         "json_type": _JSON_TYPES.get(spec.data_type, "string"),
         "length": spec.length or 0,
+        "decimal_place": spec.decimal_places,
         "system_mandatory": spec.mandatory,
         "custom_field": spec.custom,
         "read_only": False,

@@ -7,7 +7,9 @@ rather than in a customer's CRM:
   JSON integer of at most 9 digits, Currency/Decimal a JSON number, Checkbox a boolean, Date
   ``yyyy-MM-dd``, DateTime ISO 8601 with an offset (``+05:30`` or ``Z``), Long Integer a string
   (or integer) of at most 18 digits. ``null`` clears a field.
-- Picklists accept only their listed values unless ``strict_picklists`` is off.
+- Picklists accept only their listed values unless ``strict_picklists`` is off. A
+  multi-select picklist takes a JSON array of strings (reference 4.7) and a CSV cell with
+  its values separated by ``;`` (reference 5.6), each value checked as a picklist's.
 - Text longer than the field's length fails with ``maximum_length`` in the details; every other
   refusal carries ``expected_data_type`` (the field's data_type), as in reference 4.4.
 - CSV cells: integers and decimals in plain notation, booleans ``true``/``false`` (any case),
@@ -67,6 +69,15 @@ def json_checker(spec: FieldSpec, zone: tzinfo, strict_picklists: bool) -> Calla
         return _nullable(lambda v: _number(v, wrong), wrong)
     if kind == "boolean":
         return _nullable(lambda v: v if isinstance(v, bool) else _raise(wrong()), wrong)
+    if kind == "multiselectpicklist":
+        each = _text_check(spec, strict_picklists)
+
+        def values(value: Any) -> list[str]:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise wrong()
+            return [each(v) for v in value]
+
+        return _nullable(values, wrong)
     text = _text_check(spec, strict_picklists)
     return _nullable(lambda v: text(v) if isinstance(v, str) else _raise(wrong()), wrong)
 
@@ -90,13 +101,16 @@ def csv_converter(
         return lambda cell: float(cell) if _DECIMAL.fullmatch(cell) else _raise(ValueError(cell))
     if kind == "boolean":
         return _csv_boolean
+    if kind == "multiselectpicklist":
+        each = _text_check(spec, strict_picklists)
+        return lambda cell: [each(v.strip()) for v in cell.split(";") if v.strip()]
     return _text_check(spec, strict_picklists)
 
 
 def _text_check(spec: FieldSpec, strict_picklists: bool) -> Callable[[str], str]:
     pattern = _TEXT_PATTERNS.get(spec.data_type)
     allowed = frozenset(spec.picklist) if strict_picklists and spec.picklist else None
-    limit = spec.length
+    limit = spec.length if spec.data_type != "multiselectpicklist" else None
 
     def check(text: str) -> str:
         if limit is not None and len(text) > limit:

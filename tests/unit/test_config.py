@@ -67,7 +67,7 @@ TABLE = (
     'must be a table name, optionally schema-qualified like "erp.orders" (letters, digits, _ and $)'
 )
 ORG_ID = "must be the org id (digits, as a string or an integer)"
-FIELD_TYPES = "must be one of text, integer, decimal, boolean, date, datetime"
+FIELD_TYPES = "must be one of text, integer, decimal, boolean, date, datetime, multiselect"
 FIELD_SPEC = 'must be a column name or a table like { column = "ordered_at", type = "date" }'
 LEVELS = "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
 P0 = "pipelines[0]"
