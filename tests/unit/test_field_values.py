@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from syncd.crm.preflight import check_fields, precision_warnings
 from syncd.crm.values import csv_cell_encoder
 from syncd.errors import RowNotRepresentable
 from syncd.mapping import FieldEncoder, _before, _before_all
@@ -169,3 +170,36 @@ def test_bad_value_options_name_their_key(
     config["pipelines"][0]["fields"]["Amount"] = spec
     found = problems(tmp_path, config)
     assert len(found) == 1 and f"pipelines[0].fields.{expected}" in found[0], found
+
+
+# --- syncd check against the field metadata ------------------------------------------------
+
+
+def test_check_warns_when_the_field_keeps_fewer_places_than_are_let_through() -> None:
+    """The encoder does not see the metadata: check names the field and the key to set."""
+    metadata = {
+        "Amount": {"data_type": "currency", "decimal_place": 2},
+        "Qty": {"decimal_place": 2},
+    }
+    plain = [FieldMap("Amount", "total"), FieldMap("Qty", "qty")]
+    types = {"total": FieldType.DECIMAL, "qty": FieldType.INTEGER}
+    assert precision_warnings("Orders", plain, types, metadata) == [
+        "Orders.Amount keeps 2 decimal places, but values with more from column 'total' would "
+        "be sent and rounded by the CRM: set decimal_places = 2 on the field to make them rejects"
+    ]
+    for places in (0, 2):
+        declared = [FieldMap("Amount", "total", decimal_places=places)]
+        assert precision_warnings("Orders", declared, types, metadata) == []
+    assert precision_warnings("Orders", plain, types, {"Amount": {"decimal_place": None}}) == []
+
+
+def test_a_multi_select_goes_only_to_a_multi_select_picklist() -> None:
+    tags = FieldMap("Tags", "tags", FieldType.MULTISELECT, split=";")
+    metadata: dict[str, dict[str, Any]] = {"parent_id": {"data_type": "text", "unique": {"a": 1}}}
+    for data_type, ok in (("multiselectpicklist", True), ("text", False), ("picklist", False)):
+        meta = metadata | {"Tags": {"data_type": data_type}}
+        found = check_fields("Orders", "parent_id", [tags], {}, meta)
+        assert (found == []) is ok, found
+    status = FieldMap("Status", "status")
+    meta = metadata | {"Status": {"data_type": "multiselectpicklist"}}
+    assert check_fields("Orders", "parent_id", [status], {"status": FieldType.TEXT}, meta)
