@@ -49,8 +49,11 @@ class FieldMap:
     @property
     def transforms(self) -> bool:
         """Whether any value option is set (a field without them takes the plain path)."""
-        return bool(self.value_map) or self.default is not None or self.split is not None or (
-            self.decimal_places is not None
+        return (
+            bool(self.value_map)
+            or self.default is not None
+            or self.split is not None
+            or self.decimal_places is not None
         )
 
 

@@ -258,7 +258,7 @@ class LegacyTable:
             where = f"pipeline {self.spec.pipeline}: fields.{item.api_name}: column {item.column!r}"
             reason = unsupported_reason(sql_type)
             if isinstance(sql_type, ARRAY) and item.type is FieldType.MULTISELECT:
-                pass
+                reason = None  # an array's items are a multi-select picklist's values
             if reason:
                 report.problems.append(
                     f"{where} is {self._type_name(sql_type)}: {reason}; map a column or view "

@@ -194,6 +194,12 @@ def _config_value(value: object) -> ConfigValue:
     raise invalid("must be a text, an integer or true/false")
 
 
+def _separator(value: object) -> str:
+    if isinstance(value, str) and 0 < len(value) <= 5 and not value.isspace():
+        return value
+    raise invalid('must be a separator of 1 to 5 characters, such as ";" or ","')
+
+
 ConfigValueSpec = Annotated[ConfigValue, PlainValidator(_config_value)]
 
 
@@ -202,7 +208,7 @@ class _Field(_Model):
     type: Annotated[str | None, one_of(FieldType)] = None
     map: dict[Text, ConfigValueSpec] | None = Field(default=None, min_length=1)
     default: ConfigValueSpec | None = None
-    split: Annotated[str | None, Field(min_length=1, max_length=5)] = None
+    split: Annotated[str | None, PlainValidator(_separator)] = None
     decimal_places: Annotated[int | None, int_between(0, 9)] = None
 
     @field_validator("split")

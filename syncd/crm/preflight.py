@@ -124,6 +124,7 @@ def run_preflight(
         tuple(
             unique_warnings(module, unique_field, fields, metadata)
             + precision_warnings(module, fields, column_types, metadata)
+            + picklist_warnings(module, fields, metadata)
         ),
         is_case_insensitive(metadata.get(unique_field)),
     )
@@ -233,6 +234,29 @@ def precision_warnings(
                 f"{module}.{mapped.api_name} keeps {places} decimal places, but values with "
                 f"more from column {mapped.column!r} would be sent and rounded by the CRM: "
                 f"set decimal_places = {places} on the field to make them rejects"
+            )
+    return warnings
+
+
+def picklist_warnings(
+    module: str, fields: Sequence[FieldMap], metadata: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """A warning for each value a field's ``map`` or ``default`` writes to a picklist that the
+    picklist does not list: a restricted picklist refuses it on every row that has it."""
+    warnings = []
+    for mapped in fields:
+        meta = metadata.get(mapped.api_name) or {}
+        listed = meta.get("pick_list_values")
+        if not isinstance(listed, list) or not listed:
+            continue
+        known = {str(v.get("actual_value")) for v in listed if isinstance(v, Mapping)}
+        written = [v for _, v in mapped.value_map] + [mapped.default]
+        unknown = sorted({str(v) for v in written if v is not None and str(v) not in known})
+        if unknown:
+            warnings.append(
+                f"{module}.{mapped.api_name} does not list {', '.join(map(repr, unknown))}, "
+                f"which its map or default writes: Zoho refuses such a value if the picklist "
+                "is restricted; add it to the picklist or fix the mapping"
             )
     return warnings
 

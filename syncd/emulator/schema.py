@@ -53,7 +53,7 @@ _JSON_TYPES = {
     "double": "double",
     "currency": "double",
     "boolean": "boolean",
-    "multiselectpicklist": "jsonarray",
+    "multiselectpicklist": "jsonarray",  # UNCONFIRMED: not in the reference
 }
 _PICKLISTS = frozenset({"picklist", "multiselectpicklist"})
 _NUMBERS = frozenset({"double", "currency"})

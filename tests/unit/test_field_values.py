@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from syncd.crm.preflight import check_fields, precision_warnings
+from syncd.crm.preflight import check_fields, picklist_warnings, precision_warnings
 from syncd.crm.values import csv_cell_encoder
 from syncd.errors import RowNotRepresentable
 from syncd.mapping import FieldEncoder, _before, _before_all
@@ -159,7 +159,9 @@ def test_value_options_are_read_from_the_config(tmp_path: Path) -> None:
             'Amount.decimal_places: is for numbers: use it with type = "decimal" or without a type',
         ),
         ({"column": "c", "decimal_places": 10}, "Amount.decimal_places: must be an integer from 0"),
-        ({"column": "c", "map": {}}, "Amount.map:"),
+        ({"column": "c", "map": {}}, "Amount.map: must not be empty"),
+        ({"column": "c", "map": {"P": 1.5}}, "Amount.map.P: must be a text, an integer or true"),
+        ({"column": "c", "split": ""}, "Amount.split: must be a separator of 1 to 5 characters"),
         ({"column": "c", "default": 1.5}, "Amount.default: must be a text, an integer or true/fa"),
     ],
 )
@@ -203,3 +205,17 @@ def test_a_multi_select_goes_only_to_a_multi_select_picklist() -> None:
     status = FieldMap("Status", "status")
     meta = metadata | {"Status": {"data_type": "multiselectpicklist"}}
     assert check_fields("Orders", "parent_id", [status], {"status": FieldType.TEXT}, meta)
+
+
+def test_check_warns_of_mapped_values_the_picklist_does_not_list() -> None:
+    listed = [{"actual_value": v} for v in ("New", "Paid")]
+    metadata = {"Status": {"data_type": "picklist", "pick_list_values": listed}}
+    good = FieldMap("Status", "status", value_map=(("P", "Paid"),), default="New")
+    bad = FieldMap("Status", "status", value_map=(("P", "Payed"),), default="Old")
+    assert picklist_warnings("Orders", [good], metadata) == []
+    assert picklist_warnings("Orders", [FieldMap("Status", "status")], metadata) == []
+    assert picklist_warnings("Orders", [bad], metadata) == [
+        "Orders.Status does not list 'Old', 'Payed', which its map or default writes: Zoho "
+        "refuses such a value if the picklist is restricted; add it to the picklist or fix "
+        "the mapping"
+    ]
