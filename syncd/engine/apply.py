@@ -44,11 +44,7 @@ def sendable(rt: PipelineRuntime, rows: Sequence[PendingRow]) -> list[PendingRow
     rejected = rt.state.reject_hashes(rt.name, [r.key_text for r in rows])
     if not rejected:  # the common case: skip fingerprinting every row
         return list(rows)
-    return [
-        r
-        for r in rows
-        if r.key_text not in rejected or rejected[r.key_text] != r.fingerprint
-    ]
+    return [r for r in rows if r.key_text not in rejected or rejected[r.key_text] != r.fingerprint]
 
 
 def sendable_pages(rt: PipelineRuntime, size: int) -> Iterator[list[PendingRow]]:
