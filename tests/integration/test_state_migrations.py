@@ -38,3 +38,27 @@ def test_downgrade_to_base_removes_every_table(state_url: str) -> None:
     assert left == []
     assert migrate.current_revision(engine) is None
     engine.dispose()
+
+
+def test_head_names_the_newest_migration() -> None:
+    """``migrate.HEAD`` lets a start skip Alembic; it must name the newest script."""
+    assert migrate.head_revision() == migrate.HEAD
+
+
+def test_a_store_at_head_opens_without_alembic(state_url: str) -> None:
+    """Opening an up-to-date store reads its revision with one query and imports no Alembic
+    (memory and start-up time of every syncd process); an older store is still upgraded."""
+    import subprocess
+    import sys
+
+    engine = create_engine(state_url)
+    migrate.upgrade(engine, "0004")
+    engine.dispose()
+    probe = (
+        "import sys; from syncd.state.store import StateStore; "
+        f"s = StateStore.open({state_url!r}); print(s.revision(), 'alembic' in sys.modules)"
+    )
+    first = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    again = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert first.stdout.split() == [migrate.HEAD, "True"], first.stderr
+    assert again.stdout.split() == [migrate.HEAD, "False"], again.stderr
