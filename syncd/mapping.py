@@ -19,6 +19,9 @@ from syncd.crm.values import (
 from syncd.errors import RowNotRepresentable
 from syncd.model import BulkColumn, BulkRow, CrmRecord, FieldMap, FieldType, PendingRow
 
+ParentIds = Mapping[str, Mapping[str, str]]
+"""Parent pipeline name -> (parent legacy key text -> its CRM record id), for one batch."""
+
 
 class FieldEncoder:
     """Encodes the mapped columns; the unique field always carries the legacy key (as text)."""
@@ -40,28 +43,44 @@ class FieldEncoder:
         # A field's value options (map, default, split, places) as one function run on the
         # raw value before its type conversion; fields without options have none.
         self._prepare = {f.api_name: value_options(f, self.types[f.api_name]) for f in self.fields}
+        # Lookup fields: the cell is the parent's legacy key as text, matched by Bulk Write's
+        # find_by on the parent module; on the records API the parent's record id goes.
+        self.lookups = [f for f in self.fields if f.lookup is not None]
         # One converter per column, chosen here: the type dispatch is not paid per cell.
         self._cells = [
             (
                 f.column,
-                _before(self._prepare[f.api_name], csv_cell_encoder(self.types[f.api_name], tz)),
+                _key_cell
+                if f.lookup is not None
+                else _before(
+                    self._prepare[f.api_name], csv_cell_encoder(self.types[f.api_name], tz)
+                ),
             )
             for f in self.fields
         ]
         self._columns = [
             (
                 f.column,
-                _before_all(
+                _key_column
+                if f.lookup is not None
+                else _before_all(
                     self._prepare[f.api_name], csv_column_encoder(self.types[f.api_name], tz)
                 ),
             )
             for f in self.fields
         ]
 
-    def record(self, row: PendingRow) -> CrmRecord:
+    def record(self, row: PendingRow, parents: ParentIds | None = None) -> CrmRecord:
+        """``parents`` holds the record id of every parent the row's lookups name (rows whose
+        parent has none yet wait: ``syncd.engine.lookups``)."""
         values: dict[str, object] = {self.unique_field: row.key_text}
         for item in self.fields:
-            values[item.api_name] = self._convert(item, row, json=True)
+            if item.lookup is not None:
+                parent = row.values[item.column]
+                ids = (parents or {})[item.lookup.pipeline]
+                values[item.api_name] = None if parent is None else {"id": ids[str(parent)]}
+            else:
+                values[item.api_name] = self._convert(item, row, json=True)
         return CrmRecord(row.key_text, values)
 
     def bulk_row(self, row: PendingRow) -> BulkRow:
@@ -84,11 +103,18 @@ class FieldEncoder:
         return list(map(BulkRow, keys, zip(*columns, strict=True))) if columns else None
 
     def bulk_columns(self) -> list[BulkColumn]:
-        return [BulkColumn(f.api_name, bulk_format(self.types[f.api_name])) for f in self.fields]
+        return [
+            BulkColumn(f.api_name, find_by=f.lookup.unique_field)
+            if f.lookup is not None
+            else BulkColumn(f.api_name, bulk_format(self.types[f.api_name]))
+            for f in self.fields
+        ]
 
     def _convert(self, item: FieldMap, row: PendingRow, *, json: bool) -> object:
         ftype = self.types[item.api_name]
         value = row.values[item.column]
+        if item.lookup is not None and not json:
+            return _key_cell(value)
         prepare = self._prepare[item.api_name]
         try:
             if prepare is not None:
@@ -98,6 +124,15 @@ class FieldEncoder:
             return to_csv_cell(value, ftype, self.tz)
         except ValueNotRepresentable as exc:
             raise RowNotRepresentable(item.column, item.api_name, str(exc)) from exc
+
+
+def _key_cell(value: Any) -> str:
+    """A parent's legacy key as its unique field holds it (``PendingRow.key_text``)."""
+    return "" if value is None else str(value)
+
+
+def _key_column(values: list[Any]) -> list[str]:
+    return list(map(_key_cell, values))
 
 
 def _before(

@@ -28,6 +28,15 @@ ConfigValue = str | int | bool
 
 
 @dataclass(frozen=True)
+class ParentLookup:
+    """A lookup field's parent: the pipeline whose identity map holds the parent's record id
+    for a legacy key, and that pipeline's unique field (Bulk Write finds the parent by it)."""
+
+    pipeline: str
+    unique_field: str
+
+
+@dataclass(frozen=True)
 class FieldMap:
     """One mapped column: CRM field ``api_name`` takes legacy ``column``.
 
@@ -45,6 +54,9 @@ class FieldMap:
     default: ConfigValue | None = None
     split: str | None = None
     decimal_places: int | None = None
+    # A lookup: the column holds the parent row's legacy key; the CRM field takes the parent's
+    # record (found by its record id on the records API, by its unique field on Bulk Write).
+    lookup: ParentLookup | None = None
 
     @property
     def transforms(self) -> bool:
@@ -102,10 +114,12 @@ class CrmRecord:
 
 @dataclass(frozen=True)
 class BulkColumn:
-    """One column of a Bulk Write CSV; ``format`` is declared for dates and datetimes."""
+    """One column of a Bulk Write CSV; ``format`` is declared for dates and datetimes,
+    ``find_by`` for a lookup (the parent module's field the cell matches)."""
 
     api_name: str
     format: str | None = None
+    find_by: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from syncd.model import (
     Confirmation,
     CrmRecord,
     DeleteOutcome,
+    FieldMap,
     FieldType,
     Identity,
     JobState,
@@ -165,7 +166,16 @@ class Crm(Protocol):
 class RowEncoder(Protocol):
     """Turns legacy rows into CRM values (raises RowNotRepresentable for a value that can't go)."""
 
-    def record(self, row: PendingRow) -> CrmRecord: ...
+    @property
+    def lookups(self) -> Sequence[FieldMap]:
+        """The mapped fields that look up a parent pipeline's record (empty: no lookups)."""
+        ...
+
+    def record(
+        self, row: PendingRow, parents: Mapping[str, Mapping[str, str]] | None = None
+    ) -> CrmRecord:
+        """``parents``: each lookup's parent pipeline -> (parent key -> record id)."""
+        ...
 
     def bulk_row(self, row: PendingRow) -> BulkRow: ...
 

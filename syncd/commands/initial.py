@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ from syncd.config import PipelineSettings
 from syncd.crm.credits import upsert_cost
 from syncd.engine import dryrun
 from syncd.engine.backoff import BULK_SCOPE
+from syncd.engine.lookups import count_waiting
 from syncd.engine.runs import run_drain
 from syncd.logs import log_context
 from syncd.model import Api
@@ -34,7 +36,9 @@ def initial_sync(ctx: click.Context, pipeline_name: str | None, dry_run: bool) -
     Exit code 0 only when every sendable row was confirmed.
     """
     settings = settings_of(ctx)
-    pipelines = [settings.pipeline(pipeline_name)] if pipeline_name else list(settings.pipelines)
+    pipelines = (
+        [settings.pipeline(pipeline_name)] if pipeline_name else parents_first(settings.pipelines)
+    )
     incomplete = 0
     if dry_run:
         outdir = Path(tempfile.mkdtemp(prefix="syncd-dry-run-"))
@@ -47,6 +51,25 @@ def initial_sync(ctx: click.Context, pipeline_name: str | None, dry_run: bool) -
             incomplete += _sync(app, pipeline)
     if incomplete:
         raise click.exceptions.Exit(1)
+
+
+def parents_first(pipelines: Sequence[PipelineSettings]) -> list[PipelineSettings]:
+    """The pipelines in config order, except that a pipeline others look up goes before them
+    (their rows wait for its records; sending it first spares them a second round)."""
+    by_name = {p.name: p for p in pipelines}
+    ordered: dict[str, PipelineSettings] = {}
+
+    def visit(pipeline: PipelineSettings, path: frozenset[str]) -> None:
+        if pipeline.name in ordered or pipeline.name in path:  # a cycle: config order decides
+            return
+        for item in pipeline.fields:
+            if item.lookup is not None and item.lookup.pipeline in by_name:
+                visit(by_name[item.lookup.pipeline], path | {pipeline.name})
+        ordered[pipeline.name] = pipeline
+
+    for pipeline in pipelines:
+        visit(pipeline, frozenset())
+    return list(ordered.values())
 
 
 def _sync(app: App, pipeline: PipelineSettings) -> int:
@@ -76,6 +99,13 @@ def _sync_leased(app: App, pipeline: PipelineSettings) -> int:
             f"  re-sent    {counts.stale + counts.retried:>10,} rows (changed meanwhile "
             "or transient)"
         )
+    if rt.encoder.lookups:
+        waiting = count_waiting(rt.source, rt.state, rt.encoder.lookups)
+        for parent, rows in sorted(waiting.items()):
+            click.echo(
+                f"  waiting    {rows:>10,} rows for pipeline {parent} (their parent has no CRM "
+                "record yet; they go once it has)"
+            )
     naive = upsert_cost(counts.sent) if counts.sent else 0
     click.echo(
         f"  credits    {counts.credits:>10,}  (records API calls of 100 would cost ~{naive:,})"

@@ -14,6 +14,7 @@ from syncd.config import PipelineSettings
 from syncd.crm.credits import BUDGET_WINDOW
 from syncd.deletes import deletes_status
 from syncd.engine.backoff import BULK_SCOPE
+from syncd.engine.lookups import count_waiting
 from syncd.errors import SourceError
 from syncd.model import Backoff
 from syncd.sharing import HOST_ALIVE
@@ -46,6 +47,13 @@ def pipeline_status(app: App, pipeline: PipelineSettings, now: datetime) -> dict
         pending = f"unavailable: {exc}"
     buffered, oldest = store.buffer_stats(pipeline.name)
     lease = store.lease_holder(pipeline.name)
+    waiting: dict[str, int] | str = {}
+    lookups = [f for f in pipeline.fields if f.lookup is not None]
+    if lookups and not isinstance(pending, str):
+        try:
+            waiting = count_waiting(app.table(pipeline), store, lookups)
+        except SourceError as exc:
+            waiting = f"unavailable: {exc}"
     return {
         "pipeline": pipeline.name,
         "mode": pipeline.mode,
@@ -54,6 +62,8 @@ def pipeline_status(app: App, pipeline: PipelineSettings, now: datetime) -> dict
         "oldest_wait_seconds": None if oldest is None else int((now - oldest).total_seconds()),
         "jobs_in_flight": store.jobs_in_flight(pipeline.name),
         "rejects": store.count_rejects(pipeline.name),
+        # pending rows whose lookup parent has no CRM record yet, by parent pipeline
+        "waiting_for": waiting,
         "bulk_backoff": _backoff_status(store.backoff(pipeline.name, BULK_SCOPE), now),
         # a create call's reply was lost: Zoho may have charged a job syncd never saw
         "jobs_maybe_paid_twice_24h": store.count_uncertain(pipeline.name, now - BUDGET_WINDOW),
@@ -169,6 +179,16 @@ def _deletes_text(deletes: dict[str, Any]) -> str:
     return text
 
 
+def _waiting_lines(waiting: dict[str, int] | str) -> list[str]:
+    """Rows held back until their lookup parent is in the CRM (not rejects: they go then)."""
+    if isinstance(waiting, str):
+        return [f"  rows waiting for a parent: {waiting}"]
+    return [
+        f"  {rows:,} waiting for pipeline {parent} (their parent has no CRM record yet)"
+        for parent, rows in sorted(waiting.items())
+    ]
+
+
 def _lease_text(lease: dict[str, Any] | None) -> str:
     if lease is None:
         return "nobody (no daemon running)"
@@ -211,6 +231,8 @@ def _print(data: dict[str, Any]) -> None:
             f"  initial sync {'done' if p['initial_sync_done'] else 'NOT done'};  "
             f"lease held by {lease}"
         )
+        for line in _waiting_lines(p["waiting_for"]):
+            click.echo(line)
         if (deletes := p["deletes"]) is not None:
             click.echo(_deletes_text(deletes))
         if p["jobs_maybe_paid_twice_24h"]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -65,7 +66,7 @@ from syncd.config.values import (
     invalid,
     one_of,
 )
-from syncd.model import ConfigValue, FieldMap, FieldType
+from syncd.model import ConfigValue, FieldMap, FieldType, ParentLookup
 
 # Keys that may hold a credential: each may instead be read from "<key>_file", and their values
 # are never quoted back in a message.
@@ -200,6 +201,19 @@ def _separator(value: object) -> str:
     raise invalid('must be a separator of 1 to 5 characters, such as ";" or ","')
 
 
+def _parent_pipeline(value: object, info: ValidationInfo) -> str:
+    """A lookup names another [[pipelines]] of this file: the parent's identity map."""
+    name = check_pipeline_name(value)
+    names: Counter[str] | None = (info.context or {}).get(PIPELINE_NAMES)
+    if names is not None and not names[name]:
+        known = ", ".join(sorted(names)) or "none"
+        raise broken_rule(
+            f'names pipeline "{name}", which this file does not have (pipelines: {known}); '
+            "a lookup names the [[pipelines]] that syncs the parent records"
+        )
+    return name
+
+
 ConfigValueSpec = Annotated[ConfigValue, PlainValidator(_config_value)]
 
 
@@ -210,6 +224,18 @@ class _Field(_Model):
     default: ConfigValueSpec | None = None
     split: Annotated[str | None, PlainValidator(_separator)] = None
     decimal_places: Annotated[int | None, int_between(0, 9)] = None
+    lookup: Annotated[str | None, PlainValidator(_parent_pipeline)] = None
+
+    @field_validator("lookup")
+    @classmethod
+    def _lookup_alone(cls, value: str | None, info: ValidationInfo) -> str | None:
+        options = ("type", "map", "default", "split", "decimal_places")
+        if value is not None and any(info.data.get(name) is not None for name in options):
+            raise broken_rule(
+                "sends the parent's record, not a value: use it without type, map, default, "
+                "split and decimal_places"
+            )
+        return value
 
     @field_validator("split")
     @classmethod
@@ -228,7 +254,8 @@ class _Field(_Model):
             raise broken_rule('is for numbers: use it with type = "decimal" or without a type')
         return value
 
-    def field_map(self, api_name: str) -> FieldMap:
+    def field_map(self, api_name: str, unique_fields: Mapping[str, str]) -> FieldMap:
+        """``unique_fields``: each pipeline's unique field, by pipeline name (for a lookup)."""
         ftype = FieldType(self.type) if self.type else None
         if ftype is None and self.split is not None:
             ftype = FieldType.MULTISELECT  # split makes the values of a multi-select
@@ -240,6 +267,11 @@ class _Field(_Model):
             default=self.default,
             split=self.split,
             decimal_places=self.decimal_places,
+            lookup=(
+                ParentLookup(self.lookup, unique_fields[self.lookup])
+                if self.lookup is not None
+                else None
+            ),
         )
 
 
@@ -322,6 +354,20 @@ class _Pipeline(_Model):
             raise broken_rule('is only used with on_delete = "delete" or "mark"')
         return value
 
+    @field_validator("fields")
+    @classmethod
+    def _lookups_elsewhere(
+        cls, value: dict[str, _Field], info: ValidationInfo
+    ) -> dict[str, _Field]:
+        own = info.data.get("name")
+        for api_name, spec in value.items():
+            if own is not None and spec.lookup == own:
+                raise broken_rule(
+                    f'{api_name}.lookup names this pipeline itself ("{own}"): a lookup names '
+                    "another pipeline, the one that syncs the parent records"
+                )
+        return value
+
     @field_validator("flag")
     @classmethod
     def _flag_is_not_the_key(cls, value: str, info: ValidationInfo) -> str:
@@ -352,8 +398,10 @@ class _Pipeline(_Model):
             )
         return value
 
-    def build(self) -> PipelineSettings:
-        fields = tuple(spec.field_map(api_name) for api_name, spec in self.fields.items())
+    def build(self, unique_fields: Mapping[str, str]) -> PipelineSettings:
+        fields = tuple(
+            spec.field_map(api_name, unique_fields) for api_name, spec in self.fields.items()
+        )
         return PipelineSettings(
             name=self.name,
             table=self.table,
@@ -434,6 +482,27 @@ class _NotifyTarget(_NotifyThresholds):
         )
 
 
+def _lookup_circle(pipelines: list[_Pipeline]) -> list[str]:
+    """The first circle of pipelines looking each other up (a -> b -> a), or []."""
+    parents = {
+        p.name: sorted({f.lookup for f in p.fields.values() if f.lookup is not None})
+        for p in pipelines
+    }
+
+    def walk(name: str, path: list[str]) -> list[str]:
+        if name in path:
+            return [*path[path.index(name) :], name]
+        for parent in parents.get(name, []):
+            if found := walk(parent, [*path, name]):
+                return found
+        return []
+
+    for name in parents:
+        if found := walk(name, []):
+            return found
+    return []
+
+
 class ConfigFile(_Model):
     """The whole file."""
 
@@ -460,15 +529,22 @@ class ConfigFile(_Model):
     def _at_least_one(cls, value: list[_Pipeline]) -> list[_Pipeline]:
         if not value:
             raise broken_rule("at least one [[pipelines]] table is required")
+        circle = _lookup_circle(value)
+        if circle:
+            raise broken_rule(
+                f"lookups go round in a circle ({' -> '.join(circle)}): each row would wait "
+                "for a parent that waits for it; a parent pipeline must not look up its children"
+            )
         return value
 
     def build(self, path: Path) -> Settings:
+        unique_fields = {p.name: p.unique_field for p in self.pipelines}
         return Settings(
             path=path,
             source=self.source.build(),
             state=(self.state or _State()).build(),
             crm=self.crm.build(),
-            pipelines=tuple(pipeline.build() for pipeline in self.pipelines),
+            pipelines=tuple(pipeline.build(unique_fields) for pipeline in self.pipelines),
             metrics=(self.metrics or _Metrics()).build(),
             log=(self.log or _Log()).build(),
             notify=tuple(

@@ -58,6 +58,8 @@ def job_request(
         mapping: dict[str, Any] = {"api_name": column.api_name, "index": index}
         if column.format is not None:
             mapping["format"] = column.format
+        if column.find_by is not None:
+            mapping["find_by"] = column.find_by
         mappings.append(mapping)
     return {
         "operation": "upsert",

@@ -270,6 +270,13 @@ def is_case_insensitive(meta: Mapping[str, Any] | None) -> bool:
 
 
 def _check_type(module: str, mapped: FieldMap, ftype: FieldType, data_type: str) -> list[str]:
+    if mapped.lookup is not None:  # the column holds a parent's legacy key, not a value
+        if data_type == "lookup":
+            return []
+        return [
+            f"{module}.{mapped.api_name} is a {data_type or 'untyped'} field, not a lookup: "
+            f'lookup = "{mapped.lookup.pipeline}" needs a lookup field'
+        ]
     accepted = ACCEPTED.get(data_type)
     if accepted is None:
         return [

@@ -218,6 +218,13 @@ class _MappingReader:
                 "column index not found",
                 {"api_name": name, "index": index},
             )
+        if spec is not None and spec.lookup_module is not None and not raw.get("find_by"):
+            raise ApiError(  # reference 5.2: find_by is mandatory for lookup fields
+                400,
+                "MANDATORY_NOT_FOUND",
+                f"find_by is mandatory for the lookup field {name}",
+                {"api_name": name},
+            )
         fmt = self._format(spec, raw.get("format"))
         default = self._default(spec, raw["default_value"], fmt) if has_default else NO_DEFAULT
         echo = {

@@ -46,6 +46,7 @@ class RowEngine:
         zone: tzinfo,
         ids: IdSource,
         unprocessed_rate: float,
+        modules: Callable[[str], ModuleStore | None] = lambda name: None,
     ) -> None:
         request = job.request
         self.op, self.store, self.ids = request.operation, store, ids
@@ -56,7 +57,13 @@ class RowEngine:
         self.fast = settings.bulk_fast
         self.cell = {s: _cased(s, settings.bulk_status_case) for s in STATUSES}
         self.columns: list[Column] = [
-            (m.index, store.slot[m.api_name], _converter(m, settings, zone), m.header, m.default)
+            (
+                m.index,
+                store.slot[m.api_name],
+                _converter(m, settings, zone, modules),
+                m.header,
+                m.default,
+            )
             for m in request.mappings
             if m.spec is not None
         ]
@@ -228,6 +235,34 @@ def _cased(status: str, case: str) -> str:
     return {"upper": status, "title": status.title(), "lower": status.lower()}[case]
 
 
-def _converter(mapping: Mapping, settings: EmulatorSettings, zone: tzinfo) -> Callable[[str], Any]:
+def _parent_finder(
+    mapping: Mapping, modules: Callable[[str], ModuleStore | None]
+) -> Callable[[str], Any]:
+    """A lookup cell -> the id of the parent record whose ``find_by`` field holds it; a cell no
+    parent matches fails the row as INVALID_DATA-<column> (Zoho's answer: UNCONFIRMED)."""
+    assert mapping.spec is not None and mapping.spec.lookup_module is not None
+    parents = modules(mapping.spec.lookup_module)
+    find_by = str(mapping.echo.get("find_by") or "id")
+
+    def find(cell: str) -> Any:
+        try:
+            record = parents.find(find_by, cell) if parents is not None else None
+        except KeyError:  # find_by is not a unique field of the parent module
+            record = None
+        if record is None:
+            raise ValueError(cell)
+        return record[ID]
+
+    return find
+
+
+def _converter(
+    mapping: Mapping,
+    settings: EmulatorSettings,
+    zone: tzinfo,
+    modules: Callable[[str], ModuleStore | None],
+) -> Callable[[str], Any]:
     assert mapping.spec is not None  # the record-id mapping has no converter
+    if mapping.spec.lookup_module is not None:
+        return _parent_finder(mapping, modules)
     return csv_converter(mapping.spec, mapping.format, zone, settings.strict_picklists)

@@ -132,7 +132,15 @@ class JobRunner:
         module = self._store.module(job.request.module.api_name)
         assert module is not None  # validated when the job was created
         unprocessed = self._faults.current.unprocessed_rate
-        engine = RowEngine(job, module, self._settings, self._zone, self._store.ids, unprocessed)
+        engine = RowEngine(
+            job,
+            module,
+            self._settings,
+            self._zone,
+            self._store.ids,
+            unprocessed,
+            self._store.module,
+        )
         self._runs[job.id] = _Run(engine, job.request.file.iter_rows())
         job.state, job.started_at = "RUNNING", time.monotonic()
         return True

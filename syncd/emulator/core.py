@@ -41,7 +41,7 @@ class Emulator:
         s = self.settings
         self.store = RecordStore(s.schema)
         self.faults = FaultState(s.faults, s.seed)
-        self.writer = RecordWriter(s, self.zone, self.store.ids, self.faults)
+        self.writer = RecordWriter(s, self.zone, self.store.ids, self.faults, self.store.module)
         self.tokens = TokenIssuer(s)
         self.credits = CreditLedger(s.daily_credits, s.credit_window_seconds)
         self.gate = Gate(s.concurrency, s.sub_concurrency)

@@ -84,9 +84,15 @@ class RecordWriter:
     """Applies one records call to a module store; the caller holds the store lock."""
 
     def __init__(
-        self, settings: EmulatorSettings, zone: tzinfo, ids: IdSource, faults: FaultState
+        self,
+        settings: EmulatorSettings,
+        zone: tzinfo,
+        ids: IdSource,
+        faults: FaultState,
+        modules: Callable[[str], ModuleStore | None] = lambda name: None,
     ) -> None:
         self.settings = settings
+        self.modules = modules  # a lookup's module, to check the record it points at exists
         self.faults = faults
         self._zone = zone
         self.ids = ids
@@ -176,7 +182,22 @@ class _Batch:
                 raise _refuse(
                     "INVALID_DATA", "invalid data", problem.details, f"$.data[{i}].{name}", name
                 ) from None
+            if spec.lookup_module is not None:
+                self._check_parent(i, spec, values[self.store.slot[name]])
         return values
+
+    def _check_parent(self, i: int, spec: FieldSpec, record_id: str | None) -> None:
+        """A lookup's id must be a record of its module (Zoho's wording: UNCONFIRMED)."""
+        assert spec.lookup_module is not None
+        parents = self.writer.modules(spec.lookup_module)
+        if record_id is not None and (parents is None or parents.get(record_id) is None):
+            raise _refuse(
+                "INVALID_DATA",
+                "the related id given seems to be invalid",
+                {"expected_data_type": "lookup"},
+                f"$.data[{i}].{spec.api_name}",
+                spec.api_name,
+            )
 
     def _target(
         self, i: int, raw: dict[str, Any], values: dict[int, Any], record_id: str | None

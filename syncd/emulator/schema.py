@@ -15,7 +15,8 @@ A schema file holds ``[[modules]]`` tables, each with ``[[modules.fields]]``::
 
 ``type`` is the ``data_type`` the fields metadata API reports; ``length`` defaults per type.
 A ``picklist`` or ``multiselectpicklist`` lists its ``values``; a ``double`` or ``currency``
-field may say its ``decimal_places`` (metadata ``decimal_place``).
+field may say its ``decimal_places`` (metadata ``decimal_place``). A ``lookup`` names the
+``module`` whose records it points at (``module = "Accounts"``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ FIELD_TYPES: dict[str, int | None] = {
     "date": None,
     "datetime": None,
     "boolean": None,
+    "lookup": None,
 }
 # reference 4.3: only these types may carry "Do not allow duplicate values"
 UNIQUE_CAPABLE = frozenset({"text", "email", "phone", "integer", "bigint", "website"})
@@ -54,6 +56,7 @@ _JSON_TYPES = {
     "currency": "double",
     "boolean": "boolean",
     "multiselectpicklist": "jsonarray",  # UNCONFIRMED: not in the reference
+    "lookup": "jsonobject",  # the value is {"id": "..."} (reference 4.7)
 }
 _PICKLISTS = frozenset({"picklist", "multiselectpicklist"})
 _NUMBERS = frozenset({"double", "currency"})
@@ -81,6 +84,7 @@ class FieldSpec:
     picklist: tuple[str, ...] = ()
     custom: bool = True
     decimal_places: int | None = None  # reported as metadata "decimal_place" (UNCONFIRMED)
+    lookup_module: str | None = None  # a lookup: the module its records are in
 
     def fold(self, value: object) -> str:
         """The key a unique index stores for ``value`` (case-folded unless case-sensitive)."""
@@ -161,6 +165,13 @@ def parse_schema(data: dict[str, Any], source: str) -> Schema:
     if not isinstance(modules, list) or not modules:
         raise SchemaError(source, ["modules: expected a non-empty list of module tables"])
     parsed = [_parse_module(m, f"modules[{i}]", problems) for i, m in enumerate(modules)]
+    names = {m.api_name for m in parsed if m is not None}
+    for i, module in enumerate(parsed):
+        for spec in module.fields if module is not None else ():
+            if spec.lookup_module is not None and spec.lookup_module not in names:
+                problems.append(
+                    f"modules[{i}].{spec.api_name}.module: no module {spec.lookup_module!r}"
+                )
     if problems:
         raise SchemaError(source, problems)
     return Schema(tuple(m for m in parsed if m is not None))
@@ -208,6 +219,9 @@ def _parse_field(raw: Any, where: str, problems: list[str]) -> FieldSpec | None:
     places = raw.get("decimal_places")
     if places is not None and (data_type not in _NUMBERS or not isinstance(places, int)):
         problems.append(f"{where}.decimal_places: only a double or currency field has them")
+    target = raw.get("module")
+    if (data_type == "lookup") != isinstance(target, str):
+        problems.append(f"{where}.module: a lookup field (and only one) names its module")
     return FieldSpec(
         api_name=raw["api_name"],
         label=str(raw.get("label", raw["api_name"].replace("_", " "))),
@@ -219,6 +233,7 @@ def _parse_field(raw: Any, where: str, problems: list[str]) -> FieldSpec | None:
         picklist=picklist,
         custom=bool(raw.get("custom", True)),
         decimal_places=places if isinstance(places, int) else None,
+        lookup_module=target if isinstance(target, str) else None,
     )
 
 
@@ -228,7 +243,8 @@ def stable_id(*parts: str) -> str:
 
 
 def _field_metadata(module: str, spec: FieldSpec) -> dict[str, Any]:
-    return {
+    lookup = spec.lookup_module
+    metadata: dict[str, Any] = {
         "api_name": spec.api_name,
         "id": stable_id(module, spec.api_name),
         "field_label": spec.label,
@@ -247,6 +263,9 @@ def _field_metadata(module: str, spec: FieldSpec) -> dict[str, Any]:
             for v in spec.picklist
         ],
     }
+    if lookup is not None:
+        metadata["lookup"] = {"module": {"api_name": lookup, "id": stable_id(lookup)}}
+    return metadata
 
 
 def _system_metadata(module: str, api_name: str, label: str) -> dict[str, Any]:

@@ -14,6 +14,9 @@ rather than in a customer's CRM:
   refusal carries ``expected_data_type`` (the field's data_type), as in reference 4.4.
 - CSV cells: integers and decimals in plain notation, booleans ``true``/``false`` (any case),
   dates and datetimes in the column's declared ``format``.
+- A lookup takes ``{"id": "..."}`` in JSON (reference 4.7) and stores the id; whether that
+  record exists in the lookup's module is checked by the caller, which holds the records. Its
+  CSV cell is matched by the mapping's ``find_by`` (``syncd.emulator.bulk_rows``).
 """
 
 from __future__ import annotations
@@ -69,6 +72,15 @@ def json_checker(spec: FieldSpec, zone: tzinfo, strict_picklists: bool) -> Calla
         return _nullable(lambda v: _number(v, wrong), wrong)
     if kind == "boolean":
         return _nullable(lambda v: v if isinstance(v, bool) else _raise(wrong()), wrong)
+    if kind == "lookup":
+
+        def parent(value: Any) -> str:
+            record_id = value.get("id") if isinstance(value, dict) else None
+            if type(record_id) not in (str, int) or not str(record_id).isdigit():
+                raise wrong()
+            return str(record_id)
+
+        return _nullable(parent, wrong)
     if kind == "multiselectpicklist":
         each = _text_check(spec, strict_picklists)
 
@@ -101,6 +113,8 @@ def csv_converter(
         return lambda cell: float(cell) if _DECIMAL.fullmatch(cell) else _raise(ValueError(cell))
     if kind == "boolean":
         return _csv_boolean
+    if kind == "lookup":
+        return lambda cell: cell  # matched on the parent module by find_by (bulk_rows)
     if kind == "multiselectpicklist":
         each = _text_check(spec, strict_picklists)
         return lambda cell: [each(v.strip()) for v in cell.split(";") if v.strip()]

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from syncd.crashpoints import crash_point
 from syncd.engine.identity import claim_records, remember, resend_displaced, write_records
+from syncd.engine.lookups import ready_rows
 from syncd.engine.runtime import PipelineRuntime, ensure_may_send
 from syncd.errors import RowNotRepresentable
 from syncd.model import (
@@ -38,13 +39,18 @@ NOT_CONVERGING_AFTER = 3
 
 
 def sendable(rt: PipelineRuntime, rows: Sequence[PendingRow]) -> list[PendingRow]:
-    """Drop rows that are rejects with unchanged content: re-sending them burns credits."""
+    """Drop rows that are rejects with unchanged content: re-sending them burns credits.
+    With lookup fields, rows whose parent has no CRM record yet wait (stay pending) too."""
     if not rows:
         return []
     rejected = rt.state.reject_hashes(rt.name, [r.key_text for r in rows])
-    if not rejected:  # the common case: skip fingerprinting every row
-        return list(rows)
-    return [r for r in rows if r.key_text not in rejected or rejected[r.key_text] != r.fingerprint]
+    if rejected:  # rare: only then is every row fingerprinted
+        rows = [
+            r for r in rows if r.key_text not in rejected or rejected[r.key_text] != r.fingerprint
+        ]
+    if rt.encoder.lookups:
+        return ready_rows(rt.state, rt.encoder.lookups, rows)[0]
+    return list(rows)
 
 
 def sendable_pages(rt: PipelineRuntime, size: int) -> Iterator[list[PendingRow]]:
@@ -119,7 +125,11 @@ def _encode(
 def encode_records(
     rt: PipelineRuntime, rows: Sequence[PendingRow]
 ) -> tuple[Encoded, list[CrmRecord]]:
-    return _encode(rt, rows, rt.encoder.record)
+    if not rt.encoder.lookups:
+        return _encode(rt, rows, rt.encoder.record)
+    # the parents' record ids; a row whose parent lost its record since selection waits
+    ready, ids = ready_rows(rt.state, rt.encoder.lookups, rows)
+    return _encode(rt, ready, lambda row: rt.encoder.record(row, ids))
 
 
 def encode_bulk_rows(

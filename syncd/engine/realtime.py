@@ -46,7 +46,7 @@ def realtime_tick(rt: PipelineRuntime) -> TickResult:
 
 def _tick(rt: PipelineRuntime, run: TickRun) -> TickResult:
     recovered = recover_jobs(rt)
-    backlog = rt.source.count_pending() - rt.state.count_rejects(rt.name)
+    backlog = _backlog(rt)
     if plan_backlog(max(backlog, 0)).api is Api.BULK:
         if bulk_paused(rt):  # a bulk-sized backlog waits: upsert would cost it several times
             return TickResult(recovered, rt.state.buffer_stats(rt.name)[0], "paused")
@@ -64,6 +64,15 @@ def _tick(rt: PipelineRuntime, run: TickRun) -> TickResult:
     crash_point("after_realtime_poll")
     counts = recovered + flush_due(rt, run)
     return TickResult(counts, rt.state.buffer_stats(rt.name)[0], "buffer")
+
+
+def _backlog(rt: PipelineRuntime) -> int:
+    """About how many rows could go now. Rows waiting for a lookup parent are pending but not
+    sendable: counted as pending, a bulk-sized wait would turn every tick into an empty drain
+    (and no flush). With lookups the first sendable page tells, as ``poll`` reads it anyway."""
+    if rt.encoder.lookups:
+        return len(next(sendable_pages(rt, BREAK_EVEN), []))
+    return rt.source.count_pending() - rt.state.count_rejects(rt.name)
 
 
 def poll(rt: PipelineRuntime) -> int:
