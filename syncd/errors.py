@@ -2,16 +2,26 @@
 
     SyncdError                      root; ``str(err)`` is the one line shown to the operator
     ├── ConfigError                 bad config file: fix it (exit 2); ``problems`` lists each one
+    ├── UsageError                  the command line asks for the impossible (exit 2)
     ├── SourceError                 the legacy database failed or does not fit the contract
     ├── StateError                  syncd's own state store failed
     ├── LeaseLost                   another worker holds the pipeline; stop sending
+    ├── Stopped                     the process is stopping; journaled work resumes (exit 0)
     ├── KeyUnknown                  `syncd lookup`: syncd knows no record and no reject for the key
     ├── BudgetExceeded              the call would cross ``daily_credit_budget``; wait
+    │   └── CreditReserveReached    ... or eat into the org credits kept for other integrations
     ├── WorkFileError               a bulk file could not be written (disk full); nothing sent
-    └── CrmError                    anything the Zoho API said
-        ├── CrmAuthError            fatal: credentials are wrong or revoked; re-consent needed
-        ├── CrmFatalError           fatal: request is wrong (module, field, mapping); fix config
-        └── CrmRetriableError       temporary (429, 5xx, timeout, throttle); ``retry_after`` hint
+    ├── RowNotRepresentable         one row's value has no CRM form: that row becomes a reject
+    ├── DemoFailed                  `syncd demo` could not go on (its daemon died)
+    ├── CrmError                    anything the Zoho API said
+    │   ├── CrmAuthError            fatal: credentials are wrong or revoked; re-consent needed
+    │   ├── CrmFatalError           fatal: request is wrong (module, field, mapping); fix config
+    │   └── CrmRetriableError       temporary (429, 5xx, timeout, throttle); ``retry_after`` hint
+    ├── ValueNotRepresentable       (``syncd.crm.values``) a value has no form in a field type
+    └── NotifyError                 (``syncd.notify.send``) a notify target did not take a message
+
+The last two live beside the types they carry (``FieldType``, ``NotifyTarget``), which this leaf
+module does not import.
 
 Per-row refusals (Zoho SKIPPED a record) are not exceptions: they are ``Outcome`` values
 (see ``syncd.model``) because one batch carries many of them.
@@ -65,6 +75,16 @@ class KeyUnknown(SyncdError):
 
 class LeaseLost(SyncdError):
     """Another worker holds this pipeline's lease; this one must not send."""
+
+
+class Stopped(SyncdError):
+    """The process is stopping; journaled work is resumed by the next start."""
+
+    exit_code = 0
+
+
+class DemoFailed(SyncdError):
+    """The demo could not go on (the daemon died or never became active)."""
 
 
 class WorkFileError(SyncdError):

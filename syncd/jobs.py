@@ -26,11 +26,10 @@ from syncd.config import PipelineSettings
 from syncd.crashpoints import crash_point
 from syncd.deletes import CHUNKS_PER_TICK, DELETE_TICK, delete_policy, delete_round
 from syncd.engine.apply import prune_rejects
-from syncd.engine.drain import Stopped
 from syncd.engine.realtime import realtime_tick
 from syncd.engine.runs import run_drain
 from syncd.engine.runtime import PipelineRuntime
-from syncd.errors import BudgetExceeded, LeaseLost, SyncdError
+from syncd.errors import BudgetExceeded, LeaseLost, Stopped, SyncdError
 from syncd.logs import log_context
 from syncd.metrics import Metrics
 from syncd.model import RunCounts

@@ -20,7 +20,7 @@ from syncd.daemon import Daemon
 from syncd.demo.orders import LegacyApp
 from syncd.engine.apply import sendable_pages
 from syncd.engine.runtime import PipelineRuntime
-from syncd.errors import SyncdError
+from syncd.errors import DemoFailed, SyncdError
 from syncd.state.store import RunRecord
 from syncd.systemd import Notifier
 
@@ -29,10 +29,6 @@ REPEATS = (2, 3, 4, 3, 5)  # one order's quantity, changed again and again
 FIXES = 5
 LONE_NOTE = 'Kunde bittet um Anruf vor Lieferung: "nach 17 Uhr", Tel. siehe Konto'
 _TICK = 0.1  # how often the demo looks, seconds
-
-
-class DemoFailed(SyncdError):
-    """The demo could not go on (the daemon died or never became active)."""
 
 
 @dataclass

@@ -32,7 +32,7 @@ from syncd.errors import (
     CreditReserveReached,
     CrmFatalError,
     CrmRetriableError,
-    SyncdError,
+    Stopped,
 )
 from syncd.model import (
     Api,
@@ -58,12 +58,6 @@ noticeably fewer than k), for a few more status calls per job."""
 AMBIGUOUS_CODES = frozenset({"TIMEOUT", "TRANSPORT_ERROR", "BAD_RESPONSE"})
 """A call that failed so: the request left, and Zoho may have acted on it (BAD_RESPONSE: an
 answer came back but cannot be read, e.g. a proxy's HTML page or a body cut short)."""
-
-
-class Stopped(SyncdError):
-    """The process is stopping; journaled work is resumed by the next start."""
-
-    exit_code = 0
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TypeVar
 
-from syncd.engine.drain import DrainResult, Stopped, drain
+from syncd.engine.drain import DrainResult, drain
 from syncd.engine.progress import Progress, ProgressCallback
 from syncd.engine.runtime import PipelineRuntime
-from syncd.errors import SyncdError
+from syncd.errors import Stopped, SyncdError
 from syncd.logs import log_context
 from syncd.model import RunCounts
 
