@@ -57,9 +57,9 @@ class SyncRun:
     calls: dict[str, int]
 
 
-def write_config(
-    workdir: Path, source_url: str, base_url: str, batch_size: int, poll: str, in_flight: int
-) -> Path:
+def write_config(workdir: Path, source_url: str, base_url: str, crm: str, pipeline: str) -> Path:
+    """The benchmarks' config: the bench table, a SQLite state store, the emulator; ``crm`` and
+    ``pipeline`` are extra TOML lines for those sections."""
     emulator = EmulatorSettings()
     fields = "\n".join(f'{api} = "{column}"' for api, column in FIELDS.items())
     path = workdir / "config.toml"
@@ -78,9 +78,8 @@ upload_url = "{base_url}/crm/v8/upload"
 client_id = "{emulator.client_id}"
 client_secret = "{emulator.client_secret}"
 refresh_token = "{emulator.refresh_token}"
-bulk_poll_interval = "{poll}"
-bulk_jobs_in_flight = {in_flight}
 daily_credit_budget = 1000000000
+{crm}
 
 [[pipelines]]
 name = "orders"
@@ -89,7 +88,7 @@ key = "id"
 flag = "sync"
 module = "Orders"
 unique_field = "parent_id"
-batch_size = {batch_size}
+{pipeline}
 
 [pipelines.fields]
 {fields}
@@ -148,9 +147,9 @@ def one_size(args: argparse.Namespace, rows: int) -> SyncRun:
         floor = measure_floor(url, workdir)
         settings = emulator_settings(args)
         with EmulatorServer(settings) as server:
-            config = write_config(
-                workdir, url, server.base_url, args.batch_size, args.poll, args.in_flight
-            )
+            crm = f'bulk_poll_interval = "{args.poll}"\nbulk_jobs_in_flight = {args.in_flight}'
+            pipeline = f"batch_size = {args.batch_size}"
+            config = write_config(workdir, url, server.base_url, crm, pipeline)
             log = workdir / "syncd.log"
             wall, cpu, rss, code = run_command(config, log, args.profile, args.py_spy)
             stats = server.admin.stats()

@@ -56,7 +56,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.legacy import FIELDS, bench_database, fill, flagged, native, order_row
+from bench.bench_initial_sync import write_config
+from bench.legacy import bench_database, fill, flagged, native, order_row
 from syncd.config.durations import parse_duration
 from syncd.emulator.server import EmulatorServer
 from syncd.emulator.settings import EmulatorSettings
@@ -203,49 +204,6 @@ class Application:
         cur.execute("COMMIT")
         committed = time.monotonic()
         return [Change(key, seq, committed) for key, seq in written]
-
-
-def write_config(workdir: Path, source_url: str, base_url: str, poll: str, max_delay: str) -> Path:
-    emulator = EmulatorSettings()
-    fields = "\n".join(f'{api} = "{column}"' for api, column in FIELDS.items())
-    path = workdir / "config.toml"
-    path.write_text(
-        f"""
-[source]
-url = "{source_url}"
-
-[state]
-url = "sqlite:///{workdir}/state.db"
-
-[crm]
-accounts_url = "{base_url}"
-api_domain = "{base_url}"
-upload_url = "{base_url}/crm/v8/upload"
-client_id = "{emulator.client_id}"
-client_secret = "{emulator.client_secret}"
-refresh_token = "{emulator.refresh_token}"
-bulk_poll_interval = "1s"
-daily_credit_budget = 1000000000
-
-[[pipelines]]
-name = "orders"
-table = "orders"
-key = "id"
-flag = "sync"
-module = "Orders"
-unique_field = "parent_id"
-mode = "realtime"
-flush_size = {FLUSH_SIZE}
-poll_interval = "{poll}"
-max_delay = "{max_delay}"
-
-[pipelines.fields]
-{fields}
-""",
-        encoding="utf-8",
-    )
-    path.chmod(0o600)
-    return path
 
 
 class Bench:
@@ -402,7 +360,11 @@ def run(args: argparse.Namespace) -> None:
     ):
         workdir = Path(tmp)
         fill(url, args.prefill)
-        config = write_config(workdir, url, server.base_url, args.poll, args.max_delay)
+        pipeline = (
+            f'mode = "realtime"\nflush_size = {FLUSH_SIZE}\n'
+            f'poll_interval = "{args.poll}"\nmax_delay = "{args.max_delay}"'
+        )
+        config = write_config(workdir, url, server.base_url, 'bulk_poll_interval = "1s"', pipeline)
         with (
             SyncdProcess(config, workdir / "syncd.log") as daemon,
             Watcher(server, args.watch) as watcher,
