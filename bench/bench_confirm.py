@@ -16,7 +16,8 @@ by each contender, one call per batch as the engine does after a bulk job:
 * ``old``: the BASELINE, syncd before commit 6e62271 (``git show HEAD~1:syncd/source.py``),
   reimplemented below: one compare-and-set UPDATE per row (executemany, every mapped value
   bound back into the WHERE clause) in one transaction per call, then the flag read back;
-* ``new chunk=N``: today's ``LegacyTable.mark_synced`` with ``syncd.source.CONFIRM_CHUNK = N``.
+* ``new chunk=N``: today's ``LegacyTable.mark_synced`` with
+  ``syncd.source.table.CONFIRM_CHUNK = N``.
 
 Before each run the flag is reset (``UPDATE ... SET sync = false``), then VACUUM ANALYZE (and a
 CHECKPOINT on PostgreSQL), so every run starts from the same table. ``--repeat`` runs every
@@ -55,9 +56,9 @@ from sqlalchemy import Column, Engine, and_, bindparam, false, select, true, upd
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql.elements import ColumnElement
 
-import syncd.source
-from syncd.model import FieldMap, PendingRow
-from syncd.source import LegacyTable, TableSpec, open_source_engine
+import syncd.source.table
+from syncd.model import FieldMap, PendingRow, TableSpec
+from syncd.source.table import LegacyTable, open_source_engine
 from tests.helpers.databases import fresh_database
 
 COLUMNS = (
@@ -333,7 +334,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("old", "new"), help="run one contender only")
     parser.add_argument("--profile", type=Path, help="cProfile the new runs into this file")
     args = parser.parse_args()
-    chunks = args.chunk or [syncd.source.CONFIRM_CHUNK]
+    chunks = args.chunk or [syncd.source.table.CONFIRM_CHUNK]
     with (
         tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp,
         bench_database(args.database, args.server_url, Path(tmp)) as url,
@@ -376,8 +377,8 @@ def bench(engine: Engine, args: argparse.Namespace, chunks: list[int]) -> None:
         )
 
     def run_new(chunk: int) -> Run:
-        saved = syncd.source.CONFIRM_CHUNK
-        syncd.source.CONFIRM_CHUNK = chunk
+        saved = syncd.source.table.CONFIRM_CHUNK
+        syncd.source.table.CONFIRM_CHUNK = chunk
         try:
             return timed(
                 f"new chunk={chunk}",
@@ -387,7 +388,7 @@ def bench(engine: Engine, args: argparse.Namespace, chunks: list[int]) -> None:
                 profile,
             )
         finally:
-            syncd.source.CONFIRM_CHUNK = saved
+            syncd.source.table.CONFIRM_CHUNK = saved
 
     contenders: list[Callable[[], Run]] = []
     if args.only != "new":

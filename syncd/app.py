@@ -18,10 +18,11 @@ from sqlalchemy import Engine
 
 from syncd.config import PipelineSettings, Settings
 from syncd.crm.client import CrmClient
+from syncd.crm.encoder import FieldEncoder
 from syncd.engine.runtime import PipelineRuntime
 from syncd.errors import LeaseLost
-from syncd.mapping import FieldEncoder
-from syncd.source import LegacyTable, TableSpec, open_source_engine
+from syncd.model import TableSpec
+from syncd.source.table import LegacyTable, open_source_engine
 from syncd.state.lease import lease_for
 from syncd.state.store import StateStore
 
@@ -82,7 +83,6 @@ class App:
 
     def runtime(self, pipeline: PipelineSettings) -> PipelineRuntime:
         table = self.table(pipeline)
-        crm = self.settings.crm
         encoder = FieldEncoder(
             pipeline.unique_field,
             pipeline.fields,
@@ -93,21 +93,13 @@ class App:
             name=pipeline.name,
             module=pipeline.module,
             unique_field=pipeline.unique_field,
+            host=host_id(),
+            tunables=self.settings.tunables[pipeline.name],
             source=table,
             crm=self.crm,
             state=self.store,
             encoder=encoder,
             clock=self.clock,
-            host=host_id(),
-            daily_credit_budget=crm.daily_credit_budget,
-            credit_reserve=crm.credit_reserve,
-            batch_size=pipeline.batch_size,
-            jobs_in_flight=crm.bulk_jobs_in_flight,
-            bulk_poll_interval=crm.bulk_poll_interval,
-            bulk_job_timeout=crm.bulk_job_timeout,
-            flush_size=pipeline.flush_size,
-            max_delay=pipeline.max_delay,
-            poll_interval=pipeline.poll_interval,
         )
 
     @contextmanager

@@ -11,16 +11,27 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
 
 from syncd import __version__
-from syncd.app import App
-from syncd.config import Settings, find_config_path, load_settings
+from syncd.commands import (
+    check,
+    db,
+    ddl,
+    deletes,
+    demo,
+    import_csv,
+    initial,
+    jobs,
+    lookup,
+    rejects,
+    run,
+    status,
+)
+from syncd.emulator.cli import emulator_command
 from syncd.errors import SyncdError
-from syncd.logs import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -64,26 +75,6 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     global _debug
     _debug = debug
     ctx.obj = {"config_path": config_path, "debug": debug}
-
-
-def settings_of(ctx: click.Context) -> Settings:
-    obj = ctx.find_root().obj
-    if "settings" not in obj:
-        obj["settings"] = load_settings(find_config_path(obj["config_path"]))
-        log = obj["settings"].log
-        setup_logging("DEBUG" if obj["debug"] else log.level, log.format)
-    settings: Settings = obj["settings"]
-    return settings
-
-
-@contextmanager
-def opened_app(ctx: click.Context, **kwargs: Any) -> Iterator[App]:
-    with App.open(settings_of(ctx), **kwargs) as app:
-        yield app
-
-
-def pipelines_of(settings: Settings, name: str | None) -> list[Any]:
-    return [settings.pipeline(name)] if name else list(settings.pipelines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -157,31 +148,13 @@ def register(*commands: click.Command, reads_config: bool = True) -> None:
         cli.add_command(command)
 
 
-def _load_commands() -> None:
-    # Imported here, not at the top: the command modules import helpers from this module.
-    from syncd.commands import (
-        check,
-        db,
-        ddl,
-        deletes,
-        demo,
-        import_csv,
-        initial,
-        jobs,
-        lookup,
-        rejects,
-        run,
-        status,
-    )
-
+def _register_commands() -> None:
     for module in (check, db, ddl, initial, run, status, rejects, lookup, jobs, import_csv):
         register(*module.COMMANDS)
     register(*deletes.COMMANDS)
     # The emulator's own command; its heavy imports happen only when it runs.
-    from syncd.emulator.cli import emulator_command
-
     # The demo writes its own config, and the emulator needs none.
     register(*demo.COMMANDS, emulator_command, reads_config=False)
 
 
-_load_commands()
+_register_commands()

@@ -22,9 +22,9 @@ turn into a run that simply does not crash. Where each point sits (one line each
                             after_rejects_recorded, after_records_sent
     syncd.engine.identity   after_records_update_answer, after_records_insert_answer
     syncd.engine.realtime   after_realtime_poll, after_flush_applied
-    syncd.source            after_confirm_chunk
+    syncd.source.table      after_confirm_chunk
     syncd.state.lease       after_lease_acquired (file lock and PostgreSQL advisory lock)
-    syncd.jobs              after_lease_verified (the daemon's lease heartbeat)
+    syncd.daemon.ticks              after_lease_verified (the daemon's lease heartbeat)
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from syncd.app import App
 from syncd.config import PipelineSettings
 from syncd.engine.deletes import DeletePolicy, DeleteReport, breaker, delete_limit, reconcile
 from syncd.engine.runtime import PipelineRuntime
-from syncd.source_tombstones import Tombstones
+from syncd.source.tombstones import Tombstones
 from syncd.state.deletes import DeleteStore
 from syncd.state.store import StateStore
 

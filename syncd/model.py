@@ -6,7 +6,8 @@ import enum
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 
@@ -37,6 +38,21 @@ class ParentLookup:
 
 
 @dataclass(frozen=True)
+class ParentField:
+    """A lookup field's parent found by a unique field of its module (``{module, field}``):
+    the records API needs the parent's record id, found with the Search Records API; Bulk Write
+    finds the parent itself (``find_by`` = ``field``)."""
+
+    module: str
+    field: str
+
+    @property
+    def key(self) -> str:
+        """``Module.Field``: how status, logs and the per-batch parent ids name it."""
+        return f"{self.module}.{self.field}"
+
+
+@dataclass(frozen=True)
 class FieldMap:
     """One mapped column: CRM field ``api_name`` takes legacy ``column``.
 
@@ -57,6 +73,9 @@ class FieldMap:
     # A lookup: the column holds the parent row's legacy key; the CRM field takes the parent's
     # record (found by its record id on the records API, by its unique field on Bulk Write).
     lookup: ParentLookup | None = None
+    # A lookup by a unique field of the parent module (``lookup = { module, field }``): the
+    # column holds that field's value. Never set together with ``lookup``.
+    parent_field: ParentField | None = None
 
     @property
     def transforms(self) -> bool:
@@ -67,6 +86,30 @@ class FieldMap:
             or self.split is not None
             or self.decimal_places is not None
         )
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What the source adapter needs to know about one pipeline's legacy table."""
+
+    pipeline: str
+    table: str  # may be "schema.table"
+    key: str
+    flag: str
+    fields: tuple[FieldMap, ...]
+    version_column: str | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """The mapped columns, each once, in mapping order."""
+        seen: dict[str, None] = {}
+        for item in self.fields:
+            seen.setdefault(item.column, None)
+        return list(seen)
+
+
+_NO_VALUES: Mapping[str, Any] = MappingProxyType({})
+"""The values of every lean row (``PendingRow.lean``)."""
 
 
 @dataclass(frozen=True, slots=True)  # slots: a batch holds 25,000 of them
@@ -86,22 +129,49 @@ class PendingRow:
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_text", str(self.key))
 
+    @classmethod
+    def fingerprinted(cls, key: Any, values: Mapping[str, Any], fingerprint: str) -> PendingRow:
+        """A row whose fingerprint the database computed as it read the row (PostgreSQL, see
+        ``syncd.source.table``): ``content_hash`` is then never computed for it."""
+        row = cls(key, values)
+        object.__setattr__(row, "_fingerprint", fingerprint)
+        return row
+
     def lean(self) -> PendingRow:
         """This row without its values, its fingerprint kept: what a bulk job in flight holds
         (a batch's values would otherwise stay in memory for each job running; promise 7).
-        Its compare-and-set compares fingerprints."""
-        row = PendingRow(self.key, {})
-        object.__setattr__(row, "_fingerprint", self.fingerprint)
+        Its compare-and-set compares fingerprints. It shares this row's key text and one empty
+        mapping: a job holds 25,000 lean rows."""
+        row = PendingRow.fingerprinted(self.key, _NO_VALUES, self.fingerprint)
+        object.__setattr__(row, "key_text", self.key_text)
         return row
 
     @property
     def fingerprint(self) -> str:
         """``content_hash(values)``, computed once: a row is fingerprinted when its file is
-        journaled and again when its identity is recorded (values never change in a row)."""
+        journaled and again when its identity is recorded (values never change in a row).
+        A row read from PostgreSQL carries the database's fingerprint (``fingerprinted``)."""
         if self._fingerprint is None:
             object.__setattr__(self, "_fingerprint", content_hash(self.values))
         assert self._fingerprint is not None
         return self._fingerprint
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tunables:
+    """How one pipeline's engine paces itself and what it may spend: built once by
+    ``syncd.config`` from the settings, whose classes hold every default (none is written
+    here, so a default cannot differ between the config and the engine)."""
+
+    batch_size: int  # rows per keyset batch and per bulk file (Zoho's cap: 25,000)
+    flush_size: int  # realtime: records per Upsert call
+    max_delay: timedelta  # realtime: the oldest buffered change goes after this
+    poll_interval: timedelta  # realtime: how often the buffer is filled
+    jobs_in_flight: int  # bulk jobs running at once
+    bulk_poll_interval: timedelta  # first wait before a bulk job's status is asked
+    bulk_job_timeout: timedelta  # a job still running after this is left journaled
+    daily_credit_budget: int  # syncd's own rolling 24 h credits
+    credit_reserve: int  # org credits kept for the company's other integrations
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,14 @@ class Crm(Protocol):
         """Delete records by id (Delete Records API, 100 a call); one outcome per id."""
         ...
 
+    def search_records(
+        self, module: str, field: str, values: Sequence[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """Each value -> the ids of the ``module`` records whose ``field`` holds it (values no
+        record holds are left out). Search Records API: one call (1 credit) per 10 distinct
+        values, none without values."""
+        ...
+
     def build_bulk_files(
         self, unique_field: str, columns: Sequence[BulkColumn], rows: Iterable[BulkRow]
     ) -> Iterator[BulkFile]:
@@ -171,10 +179,16 @@ class RowEncoder(Protocol):
         """The mapped fields that look up a parent pipeline's record (empty: no lookups)."""
         ...
 
+    @property
+    def parent_fields(self) -> Sequence[FieldMap]:
+        """The mapped fields that look up a parent by a unique field of its module."""
+        ...
+
     def record(
         self, row: PendingRow, parents: Mapping[str, Mapping[str, str]] | None = None
     ) -> CrmRecord:
-        """``parents``: each lookup's parent pipeline -> (parent key -> record id)."""
+        """``parents``: each lookup's parent pipeline (or ``Module.Field`` for a lookup by a
+        field) -> (parent key or field value -> record id)."""
         ...
 
     def bulk_row(self, row: PendingRow) -> BulkRow: ...
@@ -264,6 +278,10 @@ class EngineState(Protocol):
     def clear_unconfirmed(self, pipeline: str, keys: Sequence[str]) -> None: ...
 
     def backoff(self, pipeline: str, scope: str) -> Backoff | None: ...
+
+    def backoffs(self, pipeline: str, scopes: Sequence[str]) -> dict[str, Backoff]:
+        """The backoffs of those of ``scopes`` that have one."""
+        ...
 
     def backoff_failed(
         self, pipeline: str, scope: str, failures: int, next_at: datetime, error: str, now: datetime

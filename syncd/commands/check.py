@@ -9,12 +9,12 @@ from pathlib import Path
 import click
 
 from syncd.app import App
-from syncd.cli import settings_of
+from syncd.commands.context import settings_of
 from syncd.config import CrmSettings, Settings
 from syncd.crm.api import DEFAULT_MAX_CONCURRENCY
 from syncd.crm.edition import OrgLimits
 from syncd.errors import SyncdError
-from syncd.source import LegacyTable
+from syncd.source.table import LegacyTable
 
 
 def _mark(ok: bool) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from syncd.cli import settings_of
+from syncd.commands.context import settings_of
 from syncd.state import migrate
 from syncd.state.store import StateStore
 

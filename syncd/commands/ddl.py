@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from syncd.app import App
-from syncd.cli import settings_of
+from syncd.commands.context import settings_of
 from syncd.deletes import tombstones
 
 

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import click
 
-from syncd.cli import opened_app, settings_of
+from syncd.app import App
 from syncd.commands import chosen_pipeline, open_store, pipeline_option
+from syncd.commands.context import settings_of
 from syncd.config import PipelineSettings, Settings
 from syncd.deletes import delete_policy, delete_round
 from syncd.engine.deletes import DeleteReport, breaker, delete_limit
@@ -120,7 +121,7 @@ def scan(ctx: click.Context, pipeline_name: str | None) -> None:
     """
     settings = settings_of(ctx)
     pipeline = _pipeline(settings, pipeline_name)
-    with opened_app(ctx) as app, app.pipeline_lease(pipeline.name):
+    with App.open(settings) as app, app.pipeline_lease(pipeline.name):
         report = delete_round(app, pipeline, force_scan=True)
     assert report is not None
     _print_report(pipeline, report)

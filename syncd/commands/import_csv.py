@@ -19,11 +19,12 @@ from typing import Any
 import click
 
 from syncd.config import CrmOnlySettings, find_config_path, load_crm_settings
+from syncd.credits import BUDGET_WINDOW, BULK_JOB_CREDITS, BULK_MAX_ROWS, check_budget
 from syncd.crm.bulk_csv import BulkLimits
 from syncd.crm.bulk_import import OPERATIONS
 from syncd.crm.client import CrmClient
-from syncd.crm.credits import BUDGET_WINDOW, BULK_JOB_CREDITS, BULK_MAX_ROWS
-from syncd.csv_import import (
+from syncd.errors import BudgetExceeded, CrmFatalError, SyncdError, UsageError
+from syncd.importing.files import (
     ImportSpec,
     check_records,
     fingerprint,
@@ -32,14 +33,13 @@ from syncd.csv_import import (
     settled_records,
     write_parts,
 )
-from syncd.engine.importer import (
+from syncd.importing.run import (
     ImportRun,
     JobEvent,
     check_parts_dir,
     journal_name,
     run_import,
 )
-from syncd.errors import CrmFatalError, SyncdError, UsageError
 from syncd.logs import setup_logging
 from syncd.state.lease import lease_for
 from syncd.state.store import StateStore
@@ -225,12 +225,15 @@ def _check_budget(
     needed = math.ceil(max(left, 0) / limits.max_rows) * BULK_JOB_CREDITS
     spent = store.credits_spent_since(clock.now() - BUDGET_WINDOW)
     budget = settings.crm.daily_credit_budget
-    if needed and spent + needed > budget:
+    try:
+        if needed:  # nothing left to send costs nothing, whatever was spent
+            check_budget(needed=needed, spent=spent, budget=budget)
+    except BudgetExceeded as exc:
         raise SyncdError(
             f"{spec.path.name}: the import needs {needed:,} credits for its jobs, but "
             f"{spent:,} of crm.daily_credit_budget {budget:,} are spent in the last 24 h: run "
             "it later, with fewer rows, or raise the budget"
-        )
+        ) from exc
 
 
 def _print_job(event: JobEvent) -> None:

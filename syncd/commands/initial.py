@@ -10,13 +10,13 @@ from pathlib import Path
 import click
 
 from syncd.app import App
-from syncd.cli import settings_of
+from syncd.commands.context import settings_of
 from syncd.commands.progress import progress_bar
 from syncd.config import PipelineSettings
-from syncd.crm.credits import upsert_cost
+from syncd.credits import upsert_cost
 from syncd.engine import dryrun
 from syncd.engine.backoff import BULK_SCOPE
-from syncd.engine.lookups import count_waiting
+from syncd.engine.lookups import count_waiting, lookup_fields, waits_for
 from syncd.engine.runs import run_drain
 from syncd.logs import log_context
 from syncd.model import Api
@@ -55,16 +55,22 @@ def initial_sync(ctx: click.Context, pipeline_name: str | None, dry_run: bool) -
 
 def parents_first(pipelines: Sequence[PipelineSettings]) -> list[PipelineSettings]:
     """The pipelines in config order, except that a pipeline others look up goes before them
-    (their rows wait for its records; sending it first spares them a second round)."""
-    by_name = {p.name: p for p in pipelines}
+    (their rows wait for its records; sending it first spares them a second round). A lookup
+    ``{ module, field }`` looks up the pipelines that sync that module."""
     ordered: dict[str, PipelineSettings] = {}
+
+    def parents(pipeline: PipelineSettings) -> list[PipelineSettings]:
+        named = {f.lookup.pipeline for f in pipeline.fields if f.lookup is not None}
+        modules = {f.parent_field.module for f in pipeline.fields if f.parent_field is not None}
+        return [
+            p for p in pipelines if p is not pipeline and (p.name in named or p.module in modules)
+        ]
 
     def visit(pipeline: PipelineSettings, path: frozenset[str]) -> None:
         if pipeline.name in ordered or pipeline.name in path:  # a cycle: config order decides
             return
-        for item in pipeline.fields:
-            if item.lookup is not None and item.lookup.pipeline in by_name:
-                visit(by_name[item.lookup.pipeline], path | {pipeline.name})
+        for parent in parents(pipeline):
+            visit(parent, path | {pipeline.name})
         ordered[pipeline.name] = pipeline
 
     for pipeline in pipelines:
@@ -99,13 +105,12 @@ def _sync_leased(app: App, pipeline: PipelineSettings) -> int:
             f"  re-sent    {counts.stale + counts.retried:>10,} rows (changed meanwhile "
             "or transient)"
         )
-    if rt.encoder.lookups:
-        waiting = count_waiting(rt.source, rt.state, rt.encoder.lookups)
+    if lookups := lookup_fields(pipeline.fields):
+        waiting = count_waiting(rt.source, rt.state, lookups, pipeline=pipeline.name)
         for parent, rows in sorted(waiting.items()):
-            click.echo(
-                f"  waiting    {rows:>10,} rows for pipeline {parent} (their parent has no CRM "
-                "record yet; they go once it has)"
-            )
+            what, why = waits_for(parent)
+            then = "they go once one has" if "." in what else "they go once it has"
+            click.echo(f"  waiting    {rows:>10,} rows for {what} ({why}; {then})")
     naive = upsert_cost(counts.sent) if counts.sent else 0
     click.echo(
         f"  credits    {counts.credits:>10,}  (records API calls of 100 would cost ~{naive:,})"

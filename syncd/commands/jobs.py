@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from syncd.cli import settings_of
 from syncd.commands import chosen_pipeline, open_store, pipeline_option
+from syncd.commands.context import settings_of
 
 
 @click.group("jobs")

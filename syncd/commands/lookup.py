@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from syncd.app import App
-from syncd.cli import settings_of
 from syncd.commands import chosen_pipeline, identity_lines, pipeline_option
+from syncd.commands.context import settings_of
 from syncd.config import PipelineSettings
 from syncd.errors import KeyUnknown
 from syncd.model import Identity, Reject

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from syncd.cli import settings_of
 from syncd.commands import chosen_pipeline, identity_lines, open_store, pipeline_option
+from syncd.commands.context import settings_of
 
 
 @click.group("rejects")

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import click
 
-from syncd.cli import settings_of
+from syncd.commands.context import settings_of
 from syncd.config.durations import DURATION_HINT, parse_duration
-from syncd.daemon import STOP_TIMEOUT, Daemon
+from syncd.daemon.service import STOP_TIMEOUT, Daemon
 
 
 def _duration(_ctx: click.Context, param: click.Parameter, value: str) -> timedelta:

@@ -9,15 +9,15 @@ from typing import Any
 import click
 
 from syncd.app import App
-from syncd.cli import settings_of
+from syncd.commands.context import settings_of
 from syncd.config import PipelineSettings
-from syncd.crm.credits import BUDGET_WINDOW
+from syncd.credits import BUDGET_WINDOW
+from syncd.daemon.sharing import HOST_ALIVE
 from syncd.deletes import deletes_status
 from syncd.engine.backoff import BULK_SCOPE
-from syncd.engine.lookups import count_waiting
+from syncd.engine.lookups import count_waiting, lookup_fields, waits_for
 from syncd.errors import SourceError
 from syncd.model import Backoff
-from syncd.sharing import HOST_ALIVE
 from syncd.state.hosts import HostStore
 from syncd.state.lease import HEARTBEAT
 from syncd.state.store import LeaseRecord
@@ -48,10 +48,10 @@ def pipeline_status(app: App, pipeline: PipelineSettings, now: datetime) -> dict
     buffered, oldest = store.buffer_stats(pipeline.name)
     lease = store.lease_holder(pipeline.name)
     waiting: dict[str, int] | str = {}
-    lookups = [f for f in pipeline.fields if f.lookup is not None]
+    lookups = lookup_fields(pipeline.fields)
     if lookups and not isinstance(pending, str):
         try:
-            waiting = count_waiting(app.table(pipeline), store, lookups)
+            waiting = count_waiting(app.table(pipeline), store, lookups, pipeline=pipeline.name)
         except SourceError as exc:
             waiting = f"unavailable: {exc}"
     return {
@@ -184,7 +184,7 @@ def _waiting_lines(waiting: dict[str, int] | str) -> list[str]:
     if isinstance(waiting, str):
         return [f"  rows waiting for a parent: {waiting}"]
     return [
-        f"  {rows:,} waiting for pipeline {parent} (their parent has no CRM record yet)"
+        "  {:,} waiting for {} ({})".format(rows, *waits_for(parent))
         for parent, rows in sorted(waiting.items())
     ]
 

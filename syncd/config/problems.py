@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pydantic_core import ErrorDetails
 
-from syncd.config.schema import SECRET_KEYS, known_keys
+from syncd.config.schema import LOOKUP_TAGS, SECRET_KEYS, known_keys
 from syncd.config.values import show
 
 Loc = tuple[str | int, ...]
@@ -30,6 +30,7 @@ _EXPECTED = {
     "list_type": "must be an array",
     "too_short": "must not be empty",
 }
+_NOT_KEYS = frozenset({"[key]", *LOOKUP_TAGS})
 _NO_VALUE_QUOTED = {"missing", "extra_forbidden", "rule", "too_short", "too_long"}
 
 
@@ -75,8 +76,9 @@ class Problems:
 
     def add_pydantic(self, errors: list[ErrorDetails]) -> None:
         for error in errors:
-            # a mapping key's own error carries a "[key]" marker after the key: drop it
-            loc = tuple(part for part in error["loc"] if part != "[key]")
+            # a mapping key's own error carries a "[key]" marker after the key, and an error
+            # in one form of a lookup the form's tag: neither is a key of the file, drop them
+            loc = tuple(part for part in error["loc"] if part not in _NOT_KEYS)
             if not self.covers(loc):
                 self.found.append((loc, _expected(error, loc)))
 

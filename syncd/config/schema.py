@@ -19,8 +19,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PlainValidator,
+    Tag,
     ValidationInfo,
     field_validator,
 )
@@ -66,7 +68,7 @@ from syncd.config.values import (
     invalid,
     one_of,
 )
-from syncd.model import ConfigValue, FieldMap, FieldType, ParentLookup
+from syncd.model import ConfigValue, FieldMap, FieldType, ParentField, ParentLookup
 
 # Keys that may hold a credential: each may instead be read from "<key>_file", and their values
 # are never quoted back in a message.
@@ -203,6 +205,10 @@ def _separator(value: object) -> str:
 
 def _parent_pipeline(value: object, info: ValidationInfo) -> str:
     """A lookup names another [[pipelines]] of this file: the parent's identity map."""
+    if not isinstance(value, str):
+        raise invalid(
+            'must be the name of another [[pipelines]] or a table { module = "...", field = "..." }'
+        )
     name = check_pipeline_name(value)
     names: Counter[str] | None = (info.context or {}).get(PIPELINE_NAMES)
     if names is not None and not names[name]:
@@ -217,6 +223,29 @@ def _parent_pipeline(value: object, info: ValidationInfo) -> str:
 ConfigValueSpec = Annotated[ConfigValue, PlainValidator(_config_value)]
 
 
+class _ModuleLookup(_Model):
+    """``lookup = { module = "Accounts", field = "Account_Number" }``: the parent is the record
+    of ``module`` whose unique ``field`` holds the column's value."""
+
+    module: ApiName
+    field: ApiName
+
+
+LOOKUP_TAGS = ("[pipeline]", "[table]")
+"""The two forms of ``lookup`` (pydantic puts the form's tag in an error's loc; not a key)."""
+
+
+def _lookup_form(value: Any) -> str:
+    return LOOKUP_TAGS[1] if isinstance(value, dict) else LOOKUP_TAGS[0]
+
+
+LookupSpec = Annotated[
+    Annotated[str, PlainValidator(_parent_pipeline), Tag(LOOKUP_TAGS[0])]
+    | Annotated[_ModuleLookup, Tag(LOOKUP_TAGS[1])],
+    Discriminator(_lookup_form),
+]
+
+
 class _Field(_Model):
     column: Column
     type: Annotated[str | None, one_of(FieldType)] = None
@@ -224,11 +253,13 @@ class _Field(_Model):
     default: ConfigValueSpec | None = None
     split: Annotated[str | None, PlainValidator(_separator)] = None
     decimal_places: Annotated[int | None, int_between(0, 9)] = None
-    lookup: Annotated[str | None, PlainValidator(_parent_pipeline)] = None
+    lookup: LookupSpec | None = None
 
     @field_validator("lookup")
     @classmethod
-    def _lookup_alone(cls, value: str | None, info: ValidationInfo) -> str | None:
+    def _lookup_alone(
+        cls, value: str | _ModuleLookup | None, info: ValidationInfo
+    ) -> str | _ModuleLookup | None:
         options = ("type", "map", "default", "split", "decimal_places")
         if value is not None and any(info.data.get(name) is not None for name in options):
             raise broken_rule(
@@ -269,7 +300,12 @@ class _Field(_Model):
             decimal_places=self.decimal_places,
             lookup=(
                 ParentLookup(self.lookup, unique_fields[self.lookup])
-                if self.lookup is not None
+                if isinstance(self.lookup, str)
+                else None
+            ),
+            parent_field=(
+                ParentField(self.lookup.module, self.lookup.field)
+                if isinstance(self.lookup, _ModuleLookup)
                 else None
             ),
         )
@@ -485,7 +521,7 @@ class _NotifyTarget(_NotifyThresholds):
 def _lookup_circle(pipelines: list[_Pipeline]) -> list[str]:
     """The first circle of pipelines looking each other up (a -> b -> a), or []."""
     parents = {
-        p.name: sorted({f.lookup for f in p.fields.values() if f.lookup is not None})
+        p.name: sorted({f.lookup for f in p.fields.values() if isinstance(f.lookup, str)})
         for p in pipelines
     }
 
@@ -596,6 +632,8 @@ def known_keys(table: tuple[str | int, ...]) -> list[str]:
             model = _Pipeline
         case ("pipelines", int(), "fields", str()):
             model = _Field
+        case ("pipelines", int(), "fields", str(), "lookup"):
+            model = _ModuleLookup
         case ("notify", int()):
             model = _NotifyTarget
         case (str() as section,):

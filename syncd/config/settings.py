@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import hmac
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +19,7 @@ from sqlalchemy.exc import ArgumentError
 
 from syncd.config.durations import Schedule
 from syncd.errors import UsageError
-from syncd.model import FieldMap
+from syncd.model import FieldMap, Tunables
 
 Mode = Literal["realtime", "interval"]
 UTC = ZoneInfo("UTC")
@@ -230,6 +232,11 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     notify: tuple[NotifyTarget, ...] = ()
 
+    @functools.cached_property
+    def tunables(self) -> Mapping[str, Tunables]:
+        """Each pipeline's tunables, by name: built once, from the settings above only."""
+        return {p.name: tunables_of(self.crm, p) for p in self.pipelines}
+
     def pipeline(self, name: str) -> PipelineSettings:
         """The pipeline called ``name``; ``UsageError`` (with a suggestion) if there is none."""
         for pipeline in self.pipelines:
@@ -239,6 +246,22 @@ class Settings:
         close = difflib.get_close_matches(name, names, n=1)
         hint = f'did you mean "{close[0]}"?' if close else "configured: " + ", ".join(names)
         raise UsageError(f'{self.path.name}: no pipeline named "{name}" ({hint})')
+
+
+def tunables_of(crm: CrmSettings, pipeline: PipelineSettings) -> Tunables:
+    """What the engine of ``pipeline`` paces itself by, taken from the settings (which hold
+    every default)."""
+    return Tunables(
+        batch_size=pipeline.batch_size,
+        flush_size=pipeline.flush_size,
+        max_delay=pipeline.max_delay,
+        poll_interval=pipeline.poll_interval,
+        jobs_in_flight=crm.bulk_jobs_in_flight,
+        bulk_poll_interval=crm.bulk_poll_interval,
+        bulk_job_timeout=crm.bulk_job_timeout,
+        daily_credit_budget=crm.daily_credit_budget,
+        credit_reserve=crm.credit_reserve,
+    )
 
 
 @dataclass(frozen=True)

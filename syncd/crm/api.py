@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 import stamina
 
+from syncd.credits import BUDGET_WINDOW, check_budget
 from syncd.crm.auth import REGRANT_ADVICE, TokenManager, certificate_error
-from syncd.crm.credits import BUDGET_WINDOW, check_budget
 from syncd.errors import CrmAuthError, CrmError, CrmFatalError, CrmRetriableError
 from syncd.ports import CachedToken, Clock, CreditLedger
 

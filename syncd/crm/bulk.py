@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
+from syncd.credits import BULK_JOB_CREDITS, OTHER_CALL_CREDITS, CallKind
 from syncd.crm.api import Call, ZohoApi
 from syncd.crm.bulk_csv import complete_outcomes, parse_bulk_result
-from syncd.crm.credits import BULK_JOB_CREDITS, OTHER_CALL_CREDITS, CallKind
 from syncd.errors import CrmFatalError, CrmRetriableError
 from syncd.model import BulkColumn, BulkFile, BulkJobStatus, Outcome
 from syncd.ports import Clock

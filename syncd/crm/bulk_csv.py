@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from syncd.crm.credits import BULK_MAX_ROWS
+from syncd.credits import BULK_MAX_ROWS
 from syncd.crm.upsert import RETRYABLE_CODES
 from syncd.errors import CrmFatalError, CrmRetriableError, WorkFileError
 from syncd.model import BulkColumn, BulkFile, BulkRow, Outcome, OutcomeKind

@@ -10,8 +10,8 @@ import zipfile
 from collections.abc import Sequence
 from typing import Any
 
+from syncd.credits import OTHER_CALL_CREDITS, CallKind
 from syncd.crm.api import Call, ZohoApi
-from syncd.crm.credits import OTHER_CALL_CREDITS, CallKind
 from syncd.errors import CrmFatalError, CrmRetriableError
 from syncd.model import BulkJobStatus
 

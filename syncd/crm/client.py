@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from syncd.crm import bulk, bulk_csv, bulk_import, deletes, preflight, read, upsert
+from syncd.credits import DELETE_MAX_RECORDS
+from syncd.crm import bulk, bulk_csv, bulk_import, deletes, preflight, read, search, upsert
 from syncd.crm.api import RetryPolicy, ZohoApi
 from syncd.crm.auth import TokenManager
-from syncd.crm.credits import DELETE_MAX_RECORDS
 from syncd.crm.edition import OrgLimits, edition_limits
 from syncd.errors import BudgetExceeded, CrmError, CrmRetriableError
 from syncd.model import (
@@ -351,6 +351,14 @@ class CrmClient:
         missing from the answer.
         """
         return read.fetch_records(self._api, module, ids, fields)
+
+    def search_records(
+        self, module: str, field: str, values: Sequence[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """Value -> ids of the ``module`` records whose ``field`` holds it, for the values some
+        record holds. One Search Records call (1 credit) per 10 distinct values; none at all
+        without values."""
+        return search.search_by_field(self._api, module, field, values)
 
     # -- lifetime --------------------------------------------------------------------------
 

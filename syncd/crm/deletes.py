@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from syncd.credits import DELETE_CALL_CREDITS, DELETE_MAX_RECORDS, CallKind
 from syncd.crm.api import Call, ZohoApi
-from syncd.crm.credits import DELETE_CALL_CREDITS, DELETE_MAX_RECORDS, CallKind
 from syncd.crm.upsert import RETRYABLE_CODES
 from syncd.errors import CrmRetriableError
 from syncd.model import DeleteOutcome

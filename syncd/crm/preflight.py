@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from syncd.credits import OTHER_CALL_CREDITS, CallKind
 from syncd.crm.api import Call, ZohoApi
-from syncd.crm.credits import OTHER_CALL_CREDITS, CallKind
 from syncd.crm.edition import read_license
 from syncd.errors import CrmFatalError
 from syncd.model import FieldMap, FieldType
@@ -117,14 +117,16 @@ def run_preflight(
         problems.append(f"module {module!r} is not usable: {exc}")
         return PreflightReport(org_id, module, tuple(problems))
     problems += check_fields(module, unique_field, fields, column_types, metadata)
+    parent_problems, parent_warnings = _check_parents(api, fields)
     return PreflightReport(
         org_id,
         module,
-        tuple(problems),
+        tuple(problems + parent_problems),
         tuple(
             unique_warnings(module, unique_field, fields, metadata)
             + precision_warnings(module, fields, column_types, metadata)
             + picklist_warnings(module, fields, metadata)
+            + parent_warnings
         ),
         is_case_insensitive(metadata.get(unique_field)),
     )
@@ -155,8 +157,64 @@ def check_fields(
                 f"column {mapped.column!r} (for {module}.{mapped.api_name}) has no type"
             )
             continue
-        problems += _check_type(module, mapped, ftype, str(meta.get("data_type", "")))
+        problems += _check_type(
+            module, mapped, ftype, str(meta.get("data_type", "")), _lookup_module(meta)
+        )
     return problems
+
+
+def _check_parents(api: ZohoApi, fields: Sequence[FieldMap]) -> tuple[list[str], list[str]]:
+    """Problems and warnings of the lookups by a field: the parent module's field metadata
+    (one call per parent module) must have the field, and it should be unique."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    read: dict[str, dict[str, Mapping[str, Any]] | None] = {}
+    for mapped in fields:
+        parent = mapped.parent_field
+        if parent is None:
+            continue
+        if parent.module not in read:
+            try:
+                read[parent.module] = fetch_fields(api, parent.module)
+            except CrmFatalError as exc:
+                read[parent.module] = None
+                warnings.append(
+                    f"cannot read the fields of {parent.module} ({exc}): whether "
+                    f"{parent.key} exists and is unique is not checked"
+                )
+        parent_fields = read[parent.module]
+        if parent_fields is not None:
+            problems += parent_field_problems(mapped, parent_fields)
+            warnings += parent_field_warnings(mapped, parent_fields)
+    return problems, warnings
+
+
+def parent_field_problems(
+    mapped: FieldMap, parent_fields: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """A lookup by a field names a field the parent module has."""
+    assert mapped.parent_field is not None
+    if mapped.parent_field.field in parent_fields:
+        return []
+    return [
+        f"{mapped.parent_field.key} does not exist (lookup of {mapped.api_name}); name a "
+        f"unique field of {mapped.parent_field.module} by its API name"
+    ]
+
+
+def parent_field_warnings(
+    mapped: FieldMap, parent_fields: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """A lookup by a field that is not unique: two parents holding one value make a reject."""
+    assert mapped.parent_field is not None
+    meta = parent_fields.get(mapped.parent_field.field)
+    if meta is None or meta.get("unique"):
+        return []
+    return [
+        f"{mapped.parent_field.key} is not unique (lookup of {mapped.api_name}): a value two "
+        "parent records hold makes the row a reject (syncd does not guess), and Bulk Write "
+        'may refuse it as find_by; enable "Do not allow duplicate values" on it in the CRM'
+    ]
 
 
 def _check_unique(
@@ -261,6 +319,14 @@ def picklist_warnings(
     return warnings
 
 
+def _lookup_module(meta: Mapping[str, Any]) -> str | None:
+    """The module a lookup field's metadata says it points at (``lookup.module.api_name``)."""
+    lookup = meta.get("lookup")
+    module = lookup.get("module") if isinstance(lookup, Mapping) else None
+    name = module.get("api_name") if isinstance(module, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
 def is_case_insensitive(meta: Mapping[str, Any] | None) -> bool:
     """Whether a unique field matches values case-insensitively: metadata
     ``"unique": {"case_sensitive": false}``, or a unique field that does not say (Zoho's
@@ -269,7 +335,32 @@ def is_case_insensitive(meta: Mapping[str, Any] | None) -> bool:
     return isinstance(unique, Mapping) and bool(unique) and not unique.get("case_sensitive")
 
 
-def _check_type(module: str, mapped: FieldMap, ftype: FieldType, data_type: str) -> list[str]:
+def _check_parent_lookup(
+    module: str, mapped: FieldMap, data_type: str, lookup_module: str | None
+) -> list[str]:
+    assert mapped.parent_field is not None
+    parent = mapped.parent_field
+    form = f'lookup = {{ module = "{parent.module}", field = "{parent.field}" }}'
+    if data_type != "lookup":
+        return [
+            f"{module}.{mapped.api_name} is a {data_type or 'untyped'} field, not a lookup: "
+            f"{form} needs a lookup field"
+        ]
+    if lookup_module is not None and lookup_module != parent.module:
+        return [
+            f"{module}.{mapped.api_name} looks up {lookup_module}, not {parent.module}: fix "
+            f"the module of {form}"
+        ]
+    return []
+
+
+def _check_type(
+    module: str,
+    mapped: FieldMap,
+    ftype: FieldType,
+    data_type: str,
+    lookup_module: str | None = None,
+) -> list[str]:
     if mapped.lookup is not None:  # the column holds a parent's legacy key, not a value
         if data_type == "lookup":
             return []
@@ -277,6 +368,8 @@ def _check_type(module: str, mapped: FieldMap, ftype: FieldType, data_type: str)
             f"{module}.{mapped.api_name} is a {data_type or 'untyped'} field, not a lookup: "
             f'lookup = "{mapped.lookup.pipeline}" needs a lookup field'
         ]
+    if mapped.parent_field is not None:  # the column holds the parent's field value
+        return _check_parent_lookup(module, mapped, data_type, lookup_module)
     accepted = ACCEPTED.get(data_type)
     if accepted is None:
         return [

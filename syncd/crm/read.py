@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 
+from syncd.credits import OTHER_CALL_CREDITS, CallKind
 from syncd.crm.api import Call, ZohoApi
-from syncd.crm.credits import OTHER_CALL_CREDITS, CallKind
 from syncd.errors import CrmRetriableError
 
 logger = logging.getLogger(__name__)

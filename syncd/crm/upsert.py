@@ -16,8 +16,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from syncd.credits import UPSERT_MAX_RECORDS, CallKind, upsert_call_cost
 from syncd.crm.api import Call, ZohoApi
-from syncd.crm.credits import UPSERT_MAX_RECORDS, CallKind, upsert_call_cost
 from syncd.errors import CrmRetriableError
 from syncd.model import RECORD_GONE_CODE, CrmRecord, Outcome, OutcomeKind
 

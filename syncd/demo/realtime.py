@@ -15,14 +15,14 @@ from pathlib import Path
 
 from syncd.app import App
 from syncd.config import Settings
-from syncd.crm.credits import CallKind
-from syncd.daemon import Daemon
+from syncd.credits import CallKind
+from syncd.daemon.service import Daemon
+from syncd.daemon.systemd import Notifier
 from syncd.demo.orders import LegacyApp
 from syncd.engine.apply import sendable_pages
 from syncd.engine.runtime import PipelineRuntime
 from syncd.errors import DemoFailed, SyncdError
 from syncd.state.store import RunRecord
-from syncd.systemd import Notifier
 
 BURST = 250
 REPEATS = (2, 3, 4, 3, 5)  # one order's quantity, changed again and again

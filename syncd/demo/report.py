@@ -17,7 +17,7 @@ from sqlalchemy import func, select, true
 
 from syncd.app import App
 from syncd.config import PipelineSettings
-from syncd.crm.credits import UPSERT_MAX_RECORDS, upsert_call_cost
+from syncd.credits import UPSERT_MAX_RECORDS, upsert_call_cost
 from syncd.demo.orders import orders_table
 from syncd.emulator.admin import EmulatorAdmin
 from syncd.engine.apply import sendable_pages

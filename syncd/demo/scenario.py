@@ -22,7 +22,7 @@ from sqlalchemy import create_engine
 
 from syncd.app import App
 from syncd.config import PipelineSettings, Settings, load_settings
-from syncd.crm.credits import CallKind
+from syncd.credits import CallKind
 from syncd.demo import orders, report
 from syncd.demo.realtime import RealtimeResult, RealtimeScript
 from syncd.emulator.server import EmulatorServer

@@ -1,4 +1,4 @@
-"""The Zoho routes: OAuth token, org, fields metadata, records (write and read by id), bulk
+"""The Zoho routes: OAuth token, org, fields metadata, records (write, read by id, search), bulk
 upload/job/status/result."""
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from syncd.emulator.gateway import (
 )
 from syncd.emulator.reads import requested_fields, requested_ids
 from syncd.emulator.records import Operation, check_order, parse_payload
+from syncd.emulator.search import search
 from syncd.emulator.store import ModuleStore
 
 ORG_SCOPES = ("ZohoCRM.org.ALL", "ZohoCRM.org.READ")
@@ -143,6 +144,21 @@ class CrmHandlers:
         store = self._module(request)
         fields = requested_fields(store, request.query_params, required=False)
         return await self._read(store, [request.path_params["record_id"]], fields)
+
+    async def search(self, request: Request) -> Response:
+        """``GET /crm/v8/{module}/search?criteria=..`` (see ``syncd.emulator.search``)."""
+        emu = self.emu
+        store = self._module(request)
+        emu.credits.charge(1)
+
+        def run() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            with emu.store.lock:
+                return search(store, request.query_params)
+
+        data, info = await run_in_threadpool(run)
+        if not data:
+            return Response(status_code=204)
+        return json_response(200, {"data": data, "info": info})
 
     async def delete(self, request: Request) -> Response:
         """``DELETE /crm/v8/{module}?ids=..`` (see ``syncd.emulator.deletes``)."""
@@ -276,6 +292,7 @@ def crm_routes(emulator: Emulator, gateway: Gateway) -> list[Route]:
             fixed(BULK_READ_SCOPES),
         ),
         crm("/crm/v8/{module}", "GET", h.get_records, record_scopes("read")),
+        crm("/crm/v8/{module}/search", "GET", h.search, record_scopes("read")),
         crm("/crm/v8/{module}/{record_id}", "GET", h.get_record, record_scopes("read")),
         crm("/crm/v8/{module}", "POST", h.insert, record_scopes("insert")),
         crm("/crm/v8/{module}", "PUT", h.update, record_scopes("update")),

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from syncd.crashpoints import crash_point
 from syncd.engine.identity import claim_records, remember, resend_displaced, write_records
 from syncd.engine.lookups import ready_rows
+from syncd.engine.parents import note_bulk_misses, resolve, selectable
 from syncd.engine.runtime import PipelineRuntime, ensure_may_send
 from syncd.errors import RowNotRepresentable
 from syncd.model import (
@@ -23,7 +24,9 @@ from syncd.model import (
     PendingRow,
     Reject,
     RunCounts,
+    content_hash,
 )
+from syncd.ports import Clock, EngineState, Source
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +48,22 @@ def sendable(rt: PipelineRuntime, rows: Sequence[PendingRow]) -> list[PendingRow
         return []
     rejected = rt.state.reject_hashes(rt.name, [r.key_text for r in rows])
     if rejected:  # rare: only then is every row fingerprinted
-        rows = [
-            r for r in rows if r.key_text not in rejected or rejected[r.key_text] != r.fingerprint
-        ]
+        rows = [r for r in rows if r.key_text not in rejected or changed(rejected[r.key_text], r)]
+    if rt.encoder.parent_fields:  # a value known to have no parent waits (no call till due)
+        rows = selectable(rt, rows)
     if rt.encoder.lookups:
         return ready_rows(rt.state, rt.encoder.lookups, rows)[0]
     return list(rows)
+
+
+def changed(fingerprint: str, row: PendingRow) -> bool:
+    """Whether ``row`` no longer holds what was fingerprinted as ``fingerprint`` (a reject's).
+
+    A row read from PostgreSQL carries the database's fingerprint, but a reject recorded by a
+    release that fingerprinted in Python holds ``content_hash`` of the values: that is tried
+    too (only for a reject whose fingerprint differs), so an upgrade does not send every
+    unchanged reject once more."""
+    return fingerprint != row.fingerprint and fingerprint != content_hash(row.values)
 
 
 def sendable_pages(rt: PipelineRuntime, size: int) -> Iterator[list[PendingRow]]:
@@ -59,21 +72,36 @@ def sendable_pages(rt: PipelineRuntime, size: int) -> Iterator[list[PendingRow]]
     Keyset pages are read until a page is full, so any number of rejects (which stay pending)
     never hides a sendable row behind them and never thins a batch.
     """
-    after = None
-    page: list[PendingRow] = []
-    # While a page is out, this frame holds no reference to it: the caller lets a page's rows
-    # go once they are written and sent, so memory holds one page (promise 7).
-    while True:
-        batch = rt.source.pending_batch(after, size)
-        if not batch:
-            break
-        after = batch[-1].key
-        page.extend(sendable(rt, batch))
-        del batch
-        while len(page) >= size:
-            yield _take(page, size)
-    if page:
-        yield _take(page, len(page))
+    rows = SendableRows(rt, size)
+    while page := rows.take(size):
+        yield page
+
+
+class SendableRows:
+    """The sendable pending rows (``sendable``) in key order, read ``read`` rows at a time as
+    they are taken: ``sendable_pages`` in pieces of any size.
+
+    It holds only the rows read and not yet taken: the caller lets the rows it took go once
+    they are written and sent, so memory holds one piece (promise 7).
+    """
+
+    def __init__(self, rt: PipelineRuntime, read: int) -> None:
+        self._rt, self._read = rt, read
+        self._after: Any = None
+        self._left: list[PendingRow] = []
+        self._done = False
+
+    def take(self, size: int) -> list[PendingRow]:
+        """The next ``size`` sendable rows; fewer only when none are left after them."""
+        while len(self._left) < size and not self._done:
+            batch = self._rt.source.pending_batch(self._after, self._read)
+            if not batch:
+                self._done = True
+                break
+            self._after = batch[-1].key
+            self._left.extend(sendable(self._rt, batch))
+            del batch
+        return _take(self._left, size)
 
 
 def _take(page: list[PendingRow], size: int) -> list[PendingRow]:
@@ -83,19 +111,19 @@ def _take(page: list[PendingRow], size: int) -> list[PendingRow]:
     return taken
 
 
-def prune_rejects(rt: PipelineRuntime) -> int:
+def prune_rejects(source: Source, state: EngineState, pipeline: str) -> int:
     """Forget rejects of rows that are no longer pending (deleted, or synced some other way),
     so counts and backlog estimates see live rejects only."""
     gone: list[str] = []
-    for keys in rt.state.reject_key_pages(rt.name, 1000):
-        live = {r.key_text for r in rt.source.fetch_rows(keys, pending_only=True)}
+    for keys in state.reject_key_pages(pipeline, 1000):
+        live = {r.key_text for r in source.fetch_rows(keys, pending_only=True)}
         gone.extend(k for k in keys if k not in live)
     if gone:
-        rt.state.release_rejects(rt.name, gone)
+        state.release_rejects(pipeline, gone)
         logger.info(
             "forgot %d reject(s) of rows that are no longer pending",
             len(gone),
-            extra={"event": "rejects_pruned", "pipeline": rt.name, "rows": len(gone)},
+            extra={"event": "rejects_pruned", "pipeline": pipeline, "rows": len(gone)},
         )
     return len(gone)
 
@@ -107,7 +135,11 @@ class Encoded:
 
 
 def _encode(
-    rt: PipelineRuntime, rows: Sequence[PendingRow], encode: Callable[[PendingRow], T]
+    state: EngineState,
+    clock: Clock,
+    pipeline: str,
+    rows: Sequence[PendingRow],
+    encode: Callable[[PendingRow], T],
 ) -> tuple[Encoded, list[T]]:
     """Encode each row; a row whose value cannot be represented becomes a local reject."""
     encoded: list[T] = []
@@ -119,17 +151,26 @@ def _encode(
             kept.append(row)
         except RowNotRepresentable as exc:
             failed.append((row, exc))
-    return Encoded(kept, _record_local_rejects(rt, failed)), encoded
+    return Encoded(kept, _record_local_rejects(state, clock, pipeline, failed)), encoded
 
 
 def encode_records(
     rt: PipelineRuntime, rows: Sequence[PendingRow]
 ) -> tuple[Encoded, list[CrmRecord]]:
-    if not rt.encoder.lookups:
-        return _encode(rt, rows, rt.encoder.record)
+    if not rt.encoder.lookups and not rt.encoder.parent_fields:
+        return _encode(rt.state, rt.clock, rt.name, rows, rt.encoder.record)
     # the parents' record ids; a row whose parent lost its record since selection waits
     ready, ids = ready_rows(rt.state, rt.encoder.lookups, rows)
-    return _encode(rt, ready, lambda row: rt.encoder.record(row, ids))
+    ambiguous = RunCounts()
+    if rt.encoder.parent_fields:  # found by Search Records; two parents: a reject
+        ready, found, rejects = resolve(rt, ready)
+        ids = {**ids, **found}
+        rt.state.record_rejects(rejects)
+        ambiguous = RunCounts(rejected=len(rejects))
+    encoded, records = _encode(
+        rt.state, rt.clock, rt.name, ready, lambda row: rt.encoder.record(row, ids)
+    )
+    return Encoded(encoded.rows, encoded.counts + ambiguous), records
 
 
 def encode_bulk_rows(
@@ -138,19 +179,22 @@ def encode_bulk_rows(
     whole = rt.encoder.bulk_rows(rows)  # column by column: the usual, fast case
     if whole is not None:
         return Encoded(list(rows), RunCounts()), whole
-    return _encode(rt, rows, rt.encoder.bulk_row)
+    return _encode(rt.state, rt.clock, rt.name, rows, rt.encoder.bulk_row)
 
 
 def _record_local_rejects(
-    rt: PipelineRuntime, failed: Sequence[tuple[PendingRow, RowNotRepresentable]]
+    state: EngineState,
+    clock: Clock,
+    pipeline: str,
+    failed: Sequence[tuple[PendingRow, RowNotRepresentable]],
 ) -> RunCounts:
     if not failed:
         return RunCounts()
-    now = rt.clock.now()
-    rt.state.record_rejects(
+    now = clock.now()
+    state.record_rejects(
         [
             Reject(
-                rt.name,
+                pipeline,
                 row.key_text,
                 LOCAL_REJECT_CODE,
                 exc.api_name,
@@ -164,7 +208,7 @@ def _record_local_rejects(
     logger.warning(
         "%d row(s) cannot be represented in the CRM; see `syncd rejects list`",
         len(failed),
-        extra={"event": "rows_not_representable", "pipeline": rt.name, "rows": len(failed)},
+        extra={"event": "rows_not_representable", "pipeline": pipeline, "rows": len(failed)},
     )
     return RunCounts(rejected=len(failed))
 
@@ -176,7 +220,7 @@ def apply_outcomes(
 
     A row with no outcome at all counts as a retry: it keeps flag false and goes again.
     """
-    claims = claim_records(rt, outcomes)
+    claims = claim_records(rt.state, rt.name, rt.unique_field, outcomes)
     crash_point("after_claims_checked")
     outcomes = claims.outcomes
     by_key = {o.key: o for o in outcomes}
@@ -185,12 +229,13 @@ def apply_outcomes(
     crash_point("after_rows_confirmed")
     remember(rt, rows, outcomes, confirmation)
     crash_point("after_identities_written")
-    resend_displaced(rt, claims.displaced, {r.key_text for r in rows})
+    resend_displaced(rt.source, claims.displaced, {r.key_text for r in rows})
     if confirmation.marked:
         marked = sorted(confirmation.marked)
         rt.state.release_rejects(rt.name, marked)
         rt.state.clear_unconfirmed(rt.name, marked)
     now = rt.clock.now()
+    waiting = _parent_missing(rt, rows, by_key)
     rejects = [
         Reject(
             rt.name,
@@ -202,11 +247,13 @@ def apply_outcomes(
             now,
         )
         for r in rows
-        if (o := by_key.get(r.key_text)) is not None and o.kind is OutcomeKind.SKIPPED
+        if (o := by_key.get(r.key_text)) is not None
+        and o.kind is OutcomeKind.SKIPPED
+        and r.key_text not in waiting
     ]
     rt.state.record_rejects(rejects)
     crash_point("after_rejects_recorded")
-    parked = _park_non_converging(rt, confirmed, confirmation)
+    parked = _park_non_converging(rt.state, rt.clock, rt.name, confirmed, confirmation)
     retried = len(rows) - len(confirmed) - len(rejects)
     counts = RunCounts(
         sent=len(rows),
@@ -238,8 +285,42 @@ def apply_outcomes(
     return counts
 
 
+def _parent_missing(
+    rt: PipelineRuntime, rows: Sequence[PendingRow], by_key: dict[str, Outcome]
+) -> set[str]:
+    """Keys of rows Zoho skipped on a lookup-by-field column (Bulk Write's find_by matched no
+    parent, or the parent found by search is gone): not rejects, they wait for the parent.
+    Any error code is taken (Zoho's for an unmatched find_by is UNCONFIRMED)."""
+    fields = {f.api_name: f.column for f in rt.encoder.parent_fields}
+    if not fields:
+        return set()
+    skipped = [
+        r.key_text
+        for r in rows
+        if (o := by_key.get(r.key_text)) is not None
+        and o.kind is OutcomeKind.SKIPPED
+        and o.field in fields
+    ]
+    if not skipped:
+        return set()
+    # a bulk job's rows carry no values (only key and fingerprint): read the current ones
+    waiting = [
+        r
+        for r in rt.source.fetch_rows(skipped, pending_only=True)
+        if r.values.get(fields[str(by_key[r.key_text].field)]) is not None
+    ]
+    for api_name in {by_key[r.key_text].field for r in waiting}:
+        assert api_name is not None
+        note_bulk_misses(rt, [r for r in waiting if by_key[r.key_text].field == api_name], api_name)
+    return {r.key_text for r in waiting}
+
+
 def _park_non_converging(
-    rt: PipelineRuntime, confirmed: Sequence[PendingRow], confirmation: Confirmation
+    state: EngineState,
+    clock: Clock,
+    pipeline: str,
+    confirmed: Sequence[PendingRow],
+    confirmation: Confirmation,
 ) -> int:
     """Stop re-sending rows that keep coming back "changed meanwhile" with the same content.
 
@@ -254,17 +335,17 @@ def _park_non_converging(
         return 0
     why = {r.key_text: confirmation.columns(r.key_text) for r in stale}
     hashes = {r.key_text: r.fingerprint for r in stale}
-    counts = rt.state.note_unconfirmed(
-        rt.name, [(k, hashes[k], ", ".join(why[k])) for k in why], rt.clock.now()
+    counts = state.note_unconfirmed(
+        pipeline, [(k, hashes[k], ", ".join(why[k])) for k in why], clock.now()
     )
     looping = [k for k, n in counts.items() if n >= NOT_CONVERGING_AFTER]
     if not looping:
         return 0
-    now = rt.clock.now()
-    rt.state.record_rejects(
+    now = clock.now()
+    state.record_rejects(
         [
             Reject(
-                rt.name,
+                pipeline,
                 k,
                 NOT_CONVERGING_CODE,
                 None,
@@ -275,7 +356,7 @@ def _park_non_converging(
             for k in looping
         ]
     )
-    rt.state.clear_unconfirmed(rt.name, looping)
+    state.clear_unconfirmed(pipeline, looping)
     for key in looping:
         logger.error(
             "row %s: Zoho confirmed it %d times with the same content, yet it never stayed "
@@ -285,7 +366,7 @@ def _park_non_converging(
             ", ".join(why[key]),
             extra={
                 "event": "row_not_converging",
-                "pipeline": rt.name,
+                "pipeline": pipeline,
                 "key": key,
                 "columns": list(why[key]),
             },

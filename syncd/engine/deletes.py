@@ -29,9 +29,11 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from syncd.engine.backoff import RECORD_BASE_DELAY, RECORD_MAX_DELAY, next_attempt
-from syncd.engine.planner import affordable, plan_deletes
+from syncd.engine.budget import ensure_affordable
+from syncd.engine.planner import plan_deletes
 from syncd.engine.runs import recorded
 from syncd.engine.runtime import PipelineRuntime, ensure_may_send
+from syncd.errors import BudgetExceeded
 from syncd.model import (
     RECORD_GONE_CODE,
     CrmRecord,
@@ -41,6 +43,7 @@ from syncd.model import (
     RunCounts,
     ScanPosition,
 )
+from syncd.ports import Crm
 
 logger = logging.getLogger(__name__)
 
@@ -214,18 +217,22 @@ def apply_pending(
     if not going or (backoff is not None and backoff.blocks(rt.clock.now())):
         return report
     plan = plan_deletes(len(going), mark=policy.on_delete == "mark")
-    spent = rt.state.credits_spent_since(rt.clock.now() - timedelta(hours=24))
-    if not affordable(plan, spent, rt.daily_credit_budget):
+    try:
+        ensure_affordable(rt.state, rt.clock, rt.tunables, plan.credits)
+    except BudgetExceeded as exc:
         logger.warning(
-            "deletes wait: %s would cross the daily credit budget",
+            "deletes wait (%s): %s",
             plan.reason,
+            exc,
             extra={"event": "deletes_budget", "pipeline": rt.name, "credits": plan.credits},
         )
         return replace(report, skipped_for_budget=True)
 
     def work(_run_id: int) -> tuple[DeleteReport, RunCounts, bool]:
         ensure_may_send(rt)
-        done = _settle(rt, state, going, _send(rt, policy, going), report)
+        done = _settle(
+            rt, state, going, _send(rt.crm, rt.module, rt.unique_field, policy, going), report
+        )
         counts = RunCounts(sent=len(going), confirmed=done.done, retried=done.failed)
         return done, counts, done.failed == 0
 
@@ -233,14 +240,18 @@ def apply_pending(
 
 
 def _send(
-    rt: PipelineRuntime, policy: DeletePolicy, going: Sequence[PendingDelete]
+    crm: Crm,
+    module: str,
+    unique_field: str,
+    policy: DeletePolicy,
+    going: Sequence[PendingDelete],
 ) -> dict[str, DeleteOutcome]:
     """key -> Zoho's answer, by the Delete Records API or an update setting the mark."""
     if policy.on_delete == "mark":
         assert policy.mark_field is not None  # the config requires it with "mark"
         records = [CrmRecord(p.key, {policy.mark_field: True}) for p in going]
         ids = {p.key: p.record_id for p in going}
-        answers = rt.crm.update(rt.module, rt.unique_field, records, ids)
+        answers = crm.update(module, unique_field, records, ids)
         return {
             o.key: DeleteOutcome(
                 ids[o.key],
@@ -252,7 +263,7 @@ def _send(
             for o in answers
         }
     by_id = {p.record_id: p.key for p in going}
-    answered = rt.crm.delete_records(rt.module, [p.record_id for p in going])
+    answered = crm.delete_records(module, [p.record_id for p in going])
     return {by_id[o.record_id]: o for o in answered if o.record_id in by_id}
 
 

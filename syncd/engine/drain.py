@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from syncd.crashpoints import crash_point
-from syncd.crm.credits import BUDGET_WINDOW, BULK_JOB_CREDITS, ORG_REMAINING_FRESH, within_reserve
+from syncd.credits import BULK_JOB_CREDITS
 from syncd.engine.apply import (
+    SendableRows,
     apply_outcomes,
     encode_bulk_rows,
     prune_rejects,
@@ -24,12 +25,12 @@ from syncd.engine.apply import (
     sendable_pages,
 )
 from syncd.engine.backoff import BULK_PAUSE_AFTER, BULK_SCOPE, next_attempt
-from syncd.engine.planner import BREAK_EVEN, affordable, plan_backlog
+from syncd.engine.budget import ensure_affordable
+from syncd.engine.planner import BREAK_EVEN, plan_backlog
 from syncd.engine.progress import ProgressCallback, ProgressTracker
 from syncd.engine.runtime import PipelineRuntime, ensure_may_send
 from syncd.errors import (
     BudgetExceeded,
-    CreditReserveReached,
     CrmFatalError,
     CrmRetriableError,
     Stopped,
@@ -45,7 +46,7 @@ from syncd.model import (
     Plan,
     RunCounts,
 )
-from syncd.ports import OpenJob
+from syncd.ports import Clock, EngineState, OpenJob, Source
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,11 @@ noticeably fewer than k), for a few more status calls per job."""
 AMBIGUOUS_CODES = frozenset({"TIMEOUT", "TRANSPORT_ERROR", "BAD_RESPONSE"})
 """A call that failed so: the request left, and Zoho may have acted on it (BAD_RESPONSE: an
 answer came back but cannot be read, e.g. a proxy's HTML page or a body cut short)."""
+
+
+MAX_ROUNDS = 10
+"""Rounds of one drain: each re-selects what is pending (rows changed while the last round's
+jobs ran go in the next); a table written faster than it drains still ends the drain."""
 
 
 @dataclass(frozen=True)
@@ -82,9 +88,9 @@ def drain(
     """Send every sendable pending row; finish journaled jobs from an earlier run first."""
     tracker = ProgressTracker(on_progress)
     counts = recover_jobs(rt, tracker)
-    prune_rejects(rt)
+    prune_rejects(rt.source, rt.state, rt.name)
     rounds = 0
-    while rounds < rt.max_rounds and not rt.stop.is_set():
+    while rounds < MAX_ROUNDS and not rt.stop.is_set():
         rounds += 1
         sent, round_counts = _drain_round(rt, run_id, counts, tracker)
         counts = counts + round_counts
@@ -93,7 +99,8 @@ def drain(
         # Only rows that changed meanwhile or came back transient are left: go again at once.
     if rt.stop.is_set():  # stopping: one cheap count, not a scan of what is left
         return DrainResult(counts, rounds, rt.source.count_pending())
-    return DrainResult(counts, rounds, sum(len(rows) for rows in sendable_pages(rt, rt.batch_size)))
+    left = sum(len(rows) for rows in sendable_pages(rt, rt.tunables.batch_size))
+    return DrainResult(counts, rounds, left)
 
 
 def _drain_round(
@@ -105,38 +112,48 @@ def _drain_round(
     counts = RunCounts()
     in_flight: deque[InFlight] = deque()
     sent = 0
+    size = rt.tunables.batch_size
+    rows = SendableRows(rt, PART_ROWS)
     try:
-        for rows in sendable_pages(rt, rt.batch_size):
+        # A page of BREAK_EVEN rows or more goes by bulk write, so its first BREAK_EVEN rows
+        # decide the API; a bulk page's other rows are read while its file is written.
+        while head := rows.take(min(size, BREAK_EVEN)):
             crash_point("after_batch_read")
             if rt.stop.is_set():
                 break
             ensure_may_send(rt)
-            tracker.read(len(rows))
-            plan = plan_backlog(len(rows))
-            check_budget(rt, plan)
-            _log_plan(rt, plan)
-            if plan.api is Api.BULK and bulk_paused(rt):
-                break  # left pending: they go once the backoff has passed
-            sent += len(rows)
+            tracker.read(len(head))
+            # A bulk page costs one job whatever its size (batch_size <= BULK_MAX_ROWS).
+            plan = plan_backlog(len(head))
+            ensure_affordable(rt.state, rt.clock, rt.tunables, plan.credits)
             if plan.api is Api.RECORDS:
-                counts = counts + send_records(rt, rows)[0]
-                tracker.sent(len(rows))
-            else:
-                encoded, bulk_rows = encode_bulk_rows(rt, rows)
-                tracker.encoded(len(bulk_rows))
-                counts = counts + encoded.counts  # rows syncd itself rejects (NOT_REPRESENTABLE)
-                batch = BulkBatch(rt, run_id, [row.lean() for row in encoded.rows], bulk_rows)
-                # Only fingerprints wait with the jobs: the CSV rows are on disk, the values
-                # are let go (memory holds one batch of values, promise 7).
-                del bulk_rows, encoded, rows
-                try:
-                    while batch:
-                        job, counts = _start_when_room(rt, batch, in_flight, tracker, counts)
-                        in_flight.append(job)
-                        tracker.job_started(job.job_id, len(job.keys))
-                        tracker.settled(before + counts)
-                finally:
-                    batch.discard()
+                _log_plan(rt.name, plan)
+                sent += len(head)
+                counts = counts + send_records(rt, head)[0]
+                tracker.sent(len(head))
+                tracker.settled(before + counts)
+                continue
+            if bulk_paused(rt.state, rt.clock, rt.name):
+                _log_plan(rt.name, plan)
+                break  # left pending: they go once the backoff has passed
+            page = _PageWriter(rt, rows, tracker)
+            bulk_rows = page.bulk_rows(head, size)
+            del head  # only the writer holds the page's rows: it lets each part go once written
+            # Only fingerprints wait with the jobs: the CSV rows are on disk.
+            batch = BulkBatch(rt, run_id, page.kept, bulk_rows)
+            del bulk_rows
+            sent += page.read
+            counts = counts + page.counts  # rows syncd itself rejects (NOT_REPRESENTABLE)
+            _log_plan(rt.name, plan_backlog(page.read))
+            try:
+                while batch:
+                    job, counts = _start_when_room(rt, batch, in_flight, tracker, counts)
+                    in_flight.append(job)
+                    tracker.job_started(job.job_id, len(job.keys))
+                    tracker.settled(before + counts)
+            finally:
+                batch.discard()
+                del batch, page  # the next page is read without this one's lean rows map
             tracker.settled(before + counts)
     except BudgetExceeded:
         _finish_in_flight(rt, in_flight)  # paid for already: apply them before giving up
@@ -144,6 +161,42 @@ def _drain_round(
     return sent, counts + _finish_in_flight(
         rt, in_flight, lambda c: tracker.settled(before + counts + c), tracker
     )
+
+
+PART_ROWS = BREAK_EVEN
+"""A bulk page is read from the source, encoded and written to its file this many rows at a
+time: a batch's values and CSV cells never all exist at once, only each row's key and
+fingerprint stay with its job (promise 7). 5,000: the break-even, so a page's first part
+decides its API; more reads per batch cost little (one keyset query each)."""
+
+
+class _PageWriter:
+    """The rows of one bulk page, read ``PART_ROWS`` at a time and encoded as the file is
+    written. Keeps each encoded row's lean form (``PendingRow.lean``) and the counts of the
+    rows syncd itself rejects; lets each part's values and cells go once written."""
+
+    def __init__(self, rt: PipelineRuntime, rows: SendableRows, tracker: ProgressTracker) -> None:
+        self._rt, self._rows, self._tracker = rt, rows, tracker
+        self.kept: list[PendingRow] = []  # lean, in the file's order
+        self.counts = RunCounts()
+        self.read = 0
+
+    def bulk_rows(self, first: list[PendingRow], size: int) -> Iterator[BulkRow]:
+        """``first`` (counted as read by the caller) and the page's next rows, up to ``size``
+        in all, encoded."""
+        part, first = first, []
+        while part:
+            self.read += len(part)
+            encoded, bulk_rows = encode_bulk_rows(self._rt, part)
+            self._tracker.encoded(len(bulk_rows))
+            self.counts = self.counts + encoded.counts
+            self.kept.extend(row.lean() for row in encoded.rows)
+            del encoded, part
+            yield from bulk_rows
+            del bulk_rows
+            part = self._rows.take(min(PART_ROWS, size - self.read))
+            if part:
+                self._tracker.read(len(part))
 
 
 def _start_when_room(
@@ -161,7 +214,7 @@ def _start_when_room(
     while they run (issue 14, goal 4).
     """
     started: list[InFlight] = []
-    if len(in_flight) >= rt.jobs_in_flight:
+    if len(in_flight) >= rt.tunables.jobs_in_flight:
         oldest = in_flight.popleft()
         counts = counts + finish_job(
             rt, oldest, tracker, lambda: started.append(batch.start_next())
@@ -187,14 +240,14 @@ def _finish_in_flight(
     return counts
 
 
-def _log_plan(rt: PipelineRuntime, plan: Plan) -> None:
+def _log_plan(pipeline: str, plan: Plan) -> None:
     logger.info(
         "batch of %d rows: %s",
         plan.rows,
         plan.reason,
         extra={
             "event": "batch_planned",
-            "pipeline": rt.name,
+            "pipeline": pipeline,
             "rows": plan.rows,
             "api": plan.api.value,
             "credits": plan.credits,
@@ -204,24 +257,9 @@ def _log_plan(rt: PipelineRuntime, plan: Plan) -> None:
 
 def _left_while_paused(rt: PipelineRuntime) -> int:
     """Rows left for after the bulk backoff (0 when a round found nothing to send)."""
-    if not bulk_paused(rt):
+    if not bulk_paused(rt.state, rt.clock, rt.name):
         return 0
     return max(rt.source.count_pending() - rt.state.count_rejects(rt.name), 0)
-
-
-def check_budget(rt: PipelineRuntime, plan: Plan) -> None:
-    """Refuse a send whose plan does not fit syncd's budget or the org's reserve before any of
-    it is sent (``BudgetExceeded``; the daemon waits, quietly, until credits roll off)."""
-    now = rt.clock.now()
-    spent = rt.state.credits_spent_since(now - BUDGET_WINDOW)
-    if not affordable(plan, spent, rt.daily_credit_budget):
-        raise BudgetExceeded(needed=plan.credits, spent=spent, budget=rt.daily_credit_budget)
-    org = rt.state.org_remaining()
-    if rt.credit_reserve and org is not None and org[1] > now - ORG_REMAINING_FRESH:
-        # Zoho's figure, less what syncd spent since (the others' spend shows in the next one).
-        left = org[0] - rt.state.credits_spent_since(org[1])
-        if not within_reserve(plan.credits, left, rt.credit_reserve):
-            raise CreditReserveReached(plan.credits, left, rt.credit_reserve)
 
 
 class BulkBatch:
@@ -232,15 +270,16 @@ class BulkBatch:
         rt: PipelineRuntime,
         run_id: int | None,
         rows: Sequence[PendingRow],
-        bulk_rows: Sequence[BulkRow],
+        bulk_rows: Iterable[BulkRow],
     ) -> None:
         """Write one file per Zoho limit of ``bulk_rows`` (``rows``, encoded). Each job keeps
         its ``rows`` for the compare-and-set: lean ones (``PendingRow.lean``) keep memory flat
-        while jobs run. The caller drops ``bulk_rows`` after this: they are on disk."""
+        while jobs run. ``bulk_rows`` is read once, before ``rows`` (a stream may fill
+        ``rows`` as it goes); the caller drops it after this: the rows are on disk."""
         self._rt, self._run_id = rt, run_id
-        self._by_key = {r.key_text: r for r in rows}
         self._columns = rt.encoder.bulk_columns()
         self._files = deque(rt.crm.build_bulk_files(rt.unique_field, self._columns, bulk_rows))
+        self._by_key = {r.key_text: r for r in rows}
 
     def __bool__(self) -> bool:
         return bool(self._files)
@@ -323,8 +362,8 @@ def wait_for_job(
 ) -> BulkJobStatus:
     """Poll with backoff until the job finishes or ``bulk_job_timeout`` passes; ``tracker``
     hears each poll (the processed count Zoho reports while the job runs)."""
-    deadline = rt.clock.now() + rt.bulk_job_timeout
-    wait = rt.bulk_poll_interval.total_seconds()
+    deadline = rt.clock.now() + rt.tunables.bulk_job_timeout
+    wait = rt.tunables.bulk_poll_interval.total_seconds()
     while True:
         ensure_may_send(rt)
         status = rt.crm.bulk_job_status(job_id)
@@ -335,7 +374,8 @@ def wait_for_job(
             return status
         if rt.clock.now() >= deadline:
             raise CrmRetriableError(
-                f"bulk job {job_id} still {status.state} after {rt.bulk_job_timeout}; it stays "
+                f"bulk job {job_id} still {status.state} after {rt.tunables.bulk_job_timeout}; "
+                "it stays "
                 "in the journal and is applied when syncd next starts",
                 code="JOB_TIMEOUT",
             )
@@ -397,10 +437,10 @@ def _close_unfinishable(
     return RunCounts(sent=len(job.rows), retried=len(job.rows))
 
 
-def bulk_paused(rt: PipelineRuntime) -> bool:
+def bulk_paused(state: EngineState, clock: Clock, pipeline: str) -> bool:
     """Whether creating a bulk job must wait for the backoff of earlier failed jobs."""
-    backoff = rt.state.backoff(rt.name, BULK_SCOPE)
-    return backoff is not None and backoff.blocks(rt.clock.now())
+    backoff = state.backoff(pipeline, BULK_SCOPE)
+    return backoff is not None and backoff.blocks(clock.now())
 
 
 def bulk_failed(rt: PipelineRuntime, job_id: str, rows: int, reason: str) -> None:
@@ -458,15 +498,15 @@ def recover_jobs(rt: PipelineRuntime, tracker: ProgressTracker | None = None) ->
             extra={"event": "bulk_job_resumed", "pipeline": rt.name, "job_id": entry.job_id},
         )
         crash_point("before_job_resumed")
-        job = _resumed(rt, entry)
+        job = _resumed(rt.source, entry)
         if tracker is not None:
             tracker.job_resumed(job.job_id, len(job.keys))
         counts = counts + finish_job(rt, job, tracker)
     return counts
 
 
-def _resumed(rt: PipelineRuntime, entry: OpenJob) -> InFlight:
-    current = rt.source.fetch_rows(list(entry.manifest))
+def _resumed(source: Source, entry: OpenJob) -> InFlight:
+    current = source.fetch_rows(list(entry.manifest))
     same = [r for r in current if entry.manifest.get(r.key_text) == r.fingerprint]
     assert entry.job_id is not None
     return InFlight(entry.id, entry.job_id, same, entry.file_path, tuple(entry.manifest))

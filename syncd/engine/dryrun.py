@@ -9,6 +9,7 @@ from syncd.engine.planner import plan_backlog
 from syncd.engine.runtime import PipelineRuntime
 from syncd.errors import RowNotRepresentable
 from syncd.model import Api, BulkFile, BulkRow, PendingRow, Plan
+from syncd.ports import RowEncoder
 
 
 @dataclass
@@ -31,11 +32,11 @@ def dry_run(rt: PipelineRuntime) -> DryRun:
     """Plan every batch as a real drain would; bulk batches are written to files."""
     report = DryRun()
     after = None
-    while batch := rt.source.pending_batch(after, rt.batch_size):
+    while batch := rt.source.pending_batch(after, rt.tunables.batch_size):
         after = batch[-1].key
         rows = sendable(rt, batch)
         report.skipped_rejects += len(batch) - len(rows)
-        encoded = _encode(rt, rows, report)
+        encoded = _encode(rt.encoder, rows, report)
         if not encoded:
             continue
         plan = plan_backlog(len(encoded))
@@ -46,12 +47,12 @@ def dry_run(rt: PipelineRuntime) -> DryRun:
     return report
 
 
-def _encode(rt: PipelineRuntime, rows: list[PendingRow], report: DryRun) -> list[BulkRow]:
+def _encode(encoder: RowEncoder, rows: list[PendingRow], report: DryRun) -> list[BulkRow]:
     encoded: list[BulkRow] = []
     for row in rows:
         try:
-            encoded.append(rt.encoder.bulk_row(row))
-            rt.encoder.record(row)
+            encoded.append(encoder.bulk_row(row))
+            encoder.record(row)
         except RowNotRepresentable as exc:
             report.not_representable.append((row.key_text, str(exc)))
     return encoded

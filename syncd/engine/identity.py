@@ -33,6 +33,7 @@ from syncd.model import (
     OutcomeKind,
     PendingRow,
 )
+from syncd.ports import EngineState, Source
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +62,14 @@ def write_records(rt: PipelineRuntime, records: Sequence[CrmRecord]) -> list[Out
     crash_point("after_records_update_answer")
     gone = [r for r in updates if answers[r.key].code == RECORD_GONE_CODE]
     if gone:
-        _forget_gone(rt, [r.key for r in gone])
+        _forget_gone(rt.state, rt.name, [r.key for r in gone])
         inserts += gone
     _guarded(answers, inserts, lambda: rt.crm.insert(rt.module, rt.unique_field, inserts))
     crash_point("after_records_insert_answer")
     claimed = {
-        r.key: holder for r in inserts if (holder := _key_holder(rt, answers[r.key])) is not None
+        r.key: holder
+        for r in inserts
+        if (holder := _key_holder(rt.unique_field, answers[r.key])) is not None
     }
     adopted = _adoptable(rt, claimed, answers)
     again = [r for r in inserts if r.key in adopted]
@@ -94,19 +97,19 @@ def _guarded(
     answers.update({o.key: o for o in outcomes})
 
 
-def _forget_gone(rt: PipelineRuntime, keys: list[str]) -> None:
-    rt.state.forget_identities(rt.name, keys)
+def _forget_gone(state: EngineState, pipeline: str, keys: list[str]) -> None:
+    state.forget_identities(pipeline, keys)
     logger.warning(
         "%d row(s) had CRM records that no longer exist (deleted in the CRM?); syncd creates "
         "them again",
         len(keys),
-        extra={"event": "records_gone", "pipeline": rt.name, "rows": len(keys)},
+        extra={"event": "records_gone", "pipeline": pipeline, "rows": len(keys)},
     )
 
 
-def _key_holder(rt: PipelineRuntime, outcome: Outcome) -> str | None:
+def _key_holder(unique_field: str, outcome: Outcome) -> str | None:
     """The record an insert was refused for because it already holds the key itself."""
-    if outcome.code == "DUPLICATE_DATA" and outcome.field == rt.unique_field:
+    if outcome.code == "DUPLICATE_DATA" and outcome.field == unique_field:
         return outcome.holder_id
     return None
 
@@ -124,7 +127,7 @@ def _adoptable(
     owners = rt.state.record_owners(rt.name, sorted(set(claimed.values())))
     for key, holder in claimed.items():
         if holder in owners:
-            answers[key] = _refused_case(rt, key, owners[holder], holder)
+            answers[key] = _refused_case(rt.unique_field, key, owners[holder], holder)
     unowned = {k: h for k, h in claimed.items() if h not in owners}
     if not unowned:
         return {}
@@ -149,7 +152,9 @@ def _adoptable(
         elif str(values.get(rt.unique_field)) == key:
             adopted[key] = holder
         else:
-            answers[key] = _refused_case(rt, key, str(values.get(rt.unique_field)), holder)
+            answers[key] = _refused_case(
+                rt.unique_field, key, str(values.get(rt.unique_field)), holder
+            )
     if adopted:
         logger.info(
             "%d row(s) already had CRM records syncd did not know; it adopts them by id",
@@ -159,17 +164,17 @@ def _adoptable(
     return adopted
 
 
-def _refused_case(rt: PipelineRuntime, key: str, other: str, record_id: str) -> Outcome:
+def _refused_case(unique_field: str, key: str, other: str, record_id: str) -> Outcome:
     return Outcome(
         key,
         OutcomeKind.SKIPPED,
         code=TAKEOVER_CODE,
-        field=rt.unique_field,
+        field=unique_field,
         message=(
-            f"Zoho matched this row to the record of key {other!r} by {rt.unique_field} "
+            f"Zoho matched this row to the record of key {other!r} by {unique_field} "
             f"(record {record_id}): the field treats {key!r} and {other!r} as the same value, "
             "so syncd did not write this row. Give the rows keys that differ in more than case, "
-            f"or make {rt.unique_field} case-sensitive in Zoho."
+            f"or make {unique_field} case-sensitive in Zoho."
         ),
     )
 
@@ -187,7 +192,9 @@ class Claims:
     collisions: int = 0  # rows Zoho refused rather than let them take another key's record
 
 
-def claim_records(rt: PipelineRuntime, outcomes: Sequence[Outcome]) -> Claims:
+def claim_records(
+    state: EngineState, pipeline: str, unique_field: str, outcomes: Sequence[Outcome]
+) -> Claims:
     """Check each confirmed outcome's record against the map and the rest of the answer.
 
     The first claimant of a record keeps it: the key the map says owns it, else the row that
@@ -195,15 +202,15 @@ def claim_records(rt: PipelineRuntime, outcomes: Sequence[Outcome]) -> Claims:
     other than the unique field, took over a record that is not its own.
     """
     confirmed = [o for o in outcomes if o.confirmed and o.record_id]
-    holders = [o.holder_id for o in outcomes if o.holder_id and o.field != rt.unique_field]
+    holders = [o.holder_id for o in outcomes if o.holder_id and o.field != unique_field]
     wanted = sorted({o.record_id for o in confirmed if o.record_id} | set(holders))
-    owners = dict(rt.state.record_owners(rt.name, wanted)) if wanted else {}
+    owners = dict(state.record_owners(pipeline, wanted)) if wanted else {}
     for o in sorted(confirmed, key=lambda o: o.kind is not OutcomeKind.ADDED):
-        if o.record_id and o.matched_by in (None, rt.unique_field):
+        if o.record_id and o.matched_by in (None, unique_field):
             owners.setdefault(o.record_id, o.key)
     claims = Claims([])
     for o in outcomes:
-        claims.outcomes.append(_claimed(rt, o, owners, claims))
+        claims.outcomes.append(_claimed(pipeline, unique_field, o, owners, claims))
     if claims.displaced:
         # A displaced row answered in this same batch must not be marked synced: its record
         # now holds the other row's content. It goes again (as a retry) and restores it.
@@ -216,23 +223,25 @@ def claim_records(rt: PipelineRuntime, outcomes: Sequence[Outcome]) -> Claims:
     return claims
 
 
-def _claimed(rt: PipelineRuntime, o: Outcome, owners: Mapping[str, str], claims: Claims) -> Outcome:
-    if o.holder_id and o.field != rt.unique_field:
+def _claimed(
+    pipeline: str, unique_field: str, o: Outcome, owners: Mapping[str, str], claims: Claims
+) -> Outcome:
+    if o.holder_id and o.field != unique_field:
         claims.collisions += 1
-        return _collision(rt, o, owners.get(o.holder_id))
+        return _collision(pipeline, o, owners.get(o.holder_id))
     if not (o.confirmed and o.record_id):
         return o
     owner = owners.get(o.record_id)
-    other_field = o.matched_by not in (None, rt.unique_field)
+    other_field = o.matched_by not in (None, unique_field)
     if owner == o.key and not other_field:
         return o
     claims.takeovers += 1
     if owner is not None and owner != o.key:
         claims.displaced.add(owner)
-    return _takeover(rt, o, owner if owner != o.key else None)
+    return _takeover(pipeline, unique_field, o, owner if owner != o.key else None)
 
 
-def _collision(rt: PipelineRuntime, o: Outcome, owner: str | None) -> Outcome:
+def _collision(pipeline: str, o: Outcome, owner: str | None) -> Outcome:
     whose = f"the CRM record of key {owner!r}" if owner else "a CRM record syncd did not write"
     message = (
         f"{o.field} has the same value as {whose} (record {o.holder_id}), and {o.field} does not "
@@ -247,7 +256,7 @@ def _collision(rt: PipelineRuntime, o: Outcome, owner: str | None) -> Outcome:
         whose,
         extra={
             "event": "record_collision",
-            "pipeline": rt.name,
+            "pipeline": pipeline,
             "key": o.key,
             "other_key": owner,
             "field": o.field,
@@ -259,8 +268,8 @@ def _collision(rt: PipelineRuntime, o: Outcome, owner: str | None) -> Outcome:
     )
 
 
-def _takeover(rt: PipelineRuntime, o: Outcome, owner: str | None) -> Outcome:
-    by = o.matched_by if o.matched_by not in (None, rt.unique_field) else rt.unique_field
+def _takeover(pipeline: str, unique_field: str, o: Outcome, owner: str | None) -> Outcome:
+    by = o.matched_by if o.matched_by not in (None, unique_field) else unique_field
     whose = f"the record of key {owner!r}" if owner else f"record {o.record_id}"
     repair = (
         f"syncd sends key {owner!r} again to restore its record"
@@ -280,7 +289,7 @@ def _takeover(rt: PipelineRuntime, o: Outcome, owner: str | None) -> Outcome:
         repair,
         extra={
             "event": "record_takeover",
-            "pipeline": rt.name,
+            "pipeline": pipeline,
             "key": o.key,
             "other_key": owner,
             "field": by,
@@ -290,11 +299,11 @@ def _takeover(rt: PipelineRuntime, o: Outcome, owner: str | None) -> Outcome:
     return Outcome(o.key, OutcomeKind.SKIPPED, code=TAKEOVER_CODE, field=by, message=message)
 
 
-def resend_displaced(rt: PipelineRuntime, keys: set[str], in_batch: set[str]) -> None:
+def resend_displaced(source: Source, keys: set[str], in_batch: set[str]) -> None:
     """Flag the displaced rows that are not in this batch as pending, so they go again."""
     elsewhere = sorted(keys - in_batch)
     if elsewhere:
-        rt.source.unflag(elsewhere)
+        source.unflag(elsewhere)
 
 
 def remember(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from syncd.engine.parents import count_missing
 from syncd.model import FieldMap, PendingRow
 from syncd.ports import EngineState, Source
 
@@ -47,16 +48,41 @@ def ready_rows(
     return [r for r in rows if waiting_for(r, lookups, ids) is None], ids
 
 
+def lookup_fields(fields: Sequence[FieldMap]) -> list[FieldMap]:
+    """The mapped fields that look up a parent, in either form (a pipeline, or a module's
+    unique field): what ``count_waiting`` counts."""
+    return [f for f in fields if f.lookup is not None or f.parent_field is not None]
+
+
+def waits_for(parent: str) -> tuple[str, str]:
+    """What rows counted under ``parent`` (a key of ``count_waiting``) wait for, and why, in
+    words: ``Module.Field`` for a lookup by a field, else a parent pipeline's name."""
+    if "." in parent:  # pipeline names cannot hold a dot (config), Module.Field always does
+        return parent, "no CRM record had their value when last looked up"
+    return f"pipeline {parent}", "their parent has no CRM record yet"
+
+
 def count_waiting(
-    source: Source, state: EngineState, lookups: Sequence[FieldMap], page: int = 5000
+    source: Source,
+    state: EngineState,
+    lookups: Sequence[FieldMap],
+    page: int = 5000,
+    pipeline: str | None = None,
 ) -> dict[str, int]:
-    """Pending rows waiting, by the parent pipeline they wait for (for `syncd status`)."""
+    """Pending rows waiting, by the parent pipeline they wait for (for `syncd status`). With
+    ``pipeline`` (its name), lookups by a field count too, by ``Module.Field``: rows whose
+    value no parent record held when last looked up (``syncd.engine.parents``)."""
+    by_pipeline = [f for f in lookups if f.lookup is not None]
+    by_field = [f for f in lookups if f.parent_field is not None]
     waiting: dict[str, int] = {}
     for rows in _pending_pages(source, page):
-        ids = parent_ids(state, lookups, rows)
+        ids = parent_ids(state, by_pipeline, rows)
         for row in rows:
-            if (parent := waiting_for(row, lookups, ids)) is not None:
+            if (parent := waiting_for(row, by_pipeline, ids)) is not None:
                 waiting[parent] = waiting.get(parent, 0) + 1
+        if by_field and pipeline is not None:
+            for key, rows_waiting in count_missing(state, pipeline, by_field, rows).items():
+                waiting[key] = waiting.get(key, 0) + rows_waiting
     return waiting
 
 

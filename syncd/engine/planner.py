@@ -1,12 +1,12 @@
 """The planner: which API sends a backlog, by credits. Pure.
 
-Zoho's price list lives in ``syncd.crm.credits`` (a pure module with no I/O), so the planner
+Zoho's price list lives in ``syncd.credits`` (a pure module with no I/O), so the planner
 and the client's ledger can never disagree on a price.
 """
 
 from __future__ import annotations
 
-from syncd.crm.credits import (
+from syncd.credits import (
     BULK_JOB_CREDITS,
     BULK_MAX_ROWS,
     DELETE_MAX_RECORDS,
@@ -48,8 +48,3 @@ def plan_deletes(records: int, *, mark: bool) -> Plan:
     credits = delete_cost(records)
     reason = f"delete: {calls} call(s) = {credits} credits"
     return Plan(Api.RECORDS, records, calls, credits, reason)
-
-
-def affordable(plan: Plan, spent: int, budget: int) -> bool:
-    """Whether the plan fits in what is left of the rolling 24 h budget."""
-    return spent + plan.credits <= budget

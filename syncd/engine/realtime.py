@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from syncd.crashpoints import crash_point
 from syncd.engine.apply import send_records, sendable, sendable_pages
 from syncd.engine.backoff import RECORD_BASE_DELAY, RECORD_MAX_DELAY, next_attempt
-from syncd.engine.drain import bulk_paused, check_budget, drain, recover_jobs
+from syncd.engine.budget import ensure_affordable
+from syncd.engine.drain import bulk_paused, drain, recover_jobs
 from syncd.engine.flush import decide_flush
 from syncd.engine.planner import BREAK_EVEN, plan_backlog
 from syncd.engine.runs import TickRun, tick_run
@@ -48,7 +49,9 @@ def _tick(rt: PipelineRuntime, run: TickRun) -> TickResult:
     recovered = recover_jobs(rt)
     backlog = _backlog(rt)
     if plan_backlog(max(backlog, 0)).api is Api.BULK:
-        if bulk_paused(rt):  # a bulk-sized backlog waits: upsert would cost it several times
+        if bulk_paused(
+            rt.state, rt.clock, rt.name
+        ):  # a bulk-sized backlog waits: upsert would cost it several times
             return TickResult(recovered, rt.state.buffer_stats(rt.name)[0], "paused")
         logger.info(
             "backlog of about %d rows: draining by bulk write",
@@ -56,7 +59,12 @@ def _tick(rt: PipelineRuntime, run: TickRun) -> TickResult:
             extra={"event": "realtime_mass_update", "pipeline": rt.name, "rows": backlog},
         )
         # Refused before the run starts, as a flush is: waiting for credits is not a run.
-        check_budget(rt, plan_backlog(min(backlog, rt.batch_size)))
+        ensure_affordable(
+            rt.state,
+            rt.clock,
+            rt.tunables,
+            plan_backlog(min(backlog, rt.tunables.batch_size)).credits,
+        )
         with run.sending("realtime-bulk") as run_id:
             result = drain(rt, run_id)
         return TickResult(recovered + result.counts, rt.state.buffer_stats(rt.name)[0], "bulk")
@@ -86,16 +94,18 @@ def flush_due(rt: PipelineRuntime, run: TickRun | None = None) -> RunCounts:
     """Flush what is due among the buffered keys whose own retry backoff has passed."""
     now = rt.clock.now()
     buffered, oldest = rt.state.buffer_stats(rt.name, ready_at=now)
-    decision = decide_flush(buffered, oldest, now, rt.flush_size, rt.max_delay, rt.poll_interval)
+    tun = rt.tunables
+    decision = decide_flush(buffered, oldest, now, tun.flush_size, tun.max_delay, tun.poll_interval)
     if decision.rows == 0:
         return RunCounts()
     keys = rt.state.buffer_keys(rt.name, decision.rows, ready_at=now)
     counts = RunCounts()
-    for start in range(0, len(keys), rt.flush_size):
+    for start in range(0, len(keys), rt.tunables.flush_size):
         if rt.stop.is_set():
             break  # the rest stays buffered in the state store for the next start
         try:
-            counts = counts + flush(rt, keys[start : start + rt.flush_size], decision.reason, run)
+            part = keys[start : start + rt.tunables.flush_size]
+            counts = counts + flush(rt, part, decision.reason, run)
         except BudgetExceeded:
             if not counts.sent:
                 raise
@@ -110,7 +120,7 @@ def flush(rt: PipelineRuntime, keys: list[str], reason: str, run: TickRun | None
     tick's ``run`` starts here (after the budget allowed it) unless it has."""
     rows = sendable(rt, rt.source.fetch_rows(keys, pending_only=True))
     plan = plan_backlog(len(rows))
-    check_budget(rt, plan)
+    ensure_affordable(rt.state, rt.clock, rt.tunables, plan.credits)
     with nullcontext() if run is None or not rows else run.sending("realtime"):
         return _send_flush(rt, keys, rows, reason, plan)
 

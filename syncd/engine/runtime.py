@@ -5,33 +5,34 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from syncd.errors import LeaseLost
+from syncd.model import Tunables
 from syncd.ports import Clock, Crm, EngineState, RowEncoder, Source
 
 
 @dataclass(frozen=True)
 class PipelineRuntime:
+    """One pipeline at work: who it is, its ``tunables`` (from the config) and the ports its
+    loops use.
+
+    A function whose work (with what it calls) needs at most three of these parts takes just
+    those, named by role (``source``, ``crm``, ``state``, ``encoder``, ``clock``, ``pipeline``
+    for ``name``, ``module``, ``unique_field``, ``tunables``, ``stop``), before its data. The
+    loops and steps that need four or more, or that hand the runtime on (drain, realtime tick,
+    initial sync, applying outcomes), take it whole, and so does a step whose parameters would
+    otherwise pass five."""
+
     name: str
     module: str
     unique_field: str
+    host: str
+    tunables: Tunables
     source: Source
     crm: Crm
     state: EngineState
     encoder: RowEncoder
     clock: Clock
-    host: str
-    daily_credit_budget: int
-    credit_reserve: int = 0  # org credits kept for the company's other integrations
-    batch_size: int = 25_000
-    jobs_in_flight: int = 2
-    bulk_poll_interval: timedelta = timedelta(seconds=5)
-    bulk_job_timeout: timedelta = timedelta(hours=2)
-    flush_size: int = 100
-    max_delay: timedelta = timedelta(minutes=10)
-    poll_interval: timedelta = timedelta(seconds=5)
-    max_rounds: int = 10
     # Set on SIGTERM: loops stop starting new work; journaled jobs are resumed on the next start.
     stop: threading.Event = field(default_factory=threading.Event)
     # Whether this process still holds the pipeline (the daemon asks its lease); checked

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.errors import StateError
 from syncd.model import PendingDelete, ScanPosition
-from syncd.state.store import StateStore, _reason
+from syncd.state.store import StateStore, driver_reason
 from syncd.state.tables import delete_scans, identities, pending_deletes
 
 _CHUNK = 500
@@ -36,7 +36,7 @@ class DeleteStore:
             with self.engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StateError(f"state store: {_reason(exc)}") from exc
+            raise StateError(f"state store: {driver_reason(exc)}") from exc
 
     def _insert(self, conn: Connection, table: Any, rows: list[dict[str, Any]], **upd: Any) -> None:
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite

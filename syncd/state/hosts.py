@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.errors import StateError
-from syncd.state.store import StateStore, _reason
+from syncd.state.store import StateStore, driver_reason
 from syncd.state.tables import hosts
 
 
@@ -32,7 +32,7 @@ class HostStore:
                 )
                 conn.execute(stmt)
         except SQLAlchemyError as exc:
-            raise StateError(f"state store: {_reason(exc)}") from exc
+            raise StateError(f"state store: {driver_reason(exc)}") from exc
 
     def alive(self, since: datetime) -> list[str]:
         """Daemons whose heartbeat is at or after ``since``, by name."""
@@ -41,7 +41,7 @@ class HostStore:
             with self.engine.begin() as conn:
                 return [str(h) for h in conn.scalars(query)]
         except SQLAlchemyError as exc:
-            raise StateError(f"state store: {_reason(exc)}") from exc
+            raise StateError(f"state store: {driver_reason(exc)}") from exc
 
     def forget(self, host: str, before: datetime | None = None) -> None:
         """Drop ``host`` (a daemon that stopped), and every host silent since ``before``."""
@@ -52,4 +52,4 @@ class HostStore:
             with self.engine.begin() as conn:
                 conn.execute(stmt)
         except SQLAlchemyError as exc:
-            raise StateError(f"state store: {_reason(exc)}") from exc
+            raise StateError(f"state store: {driver_reason(exc)}") from exc

@@ -6,6 +6,7 @@ Driver errors are translated into ``StateError`` here and never leak upwards.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -13,7 +14,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    cast,
     delete,
     event,
     func,
@@ -32,6 +33,8 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -98,43 +101,78 @@ class LeaseRecord:
     heartbeat_at: datetime
 
 
-_DELETE_OTHER_HOLDER = delete(identities).where(
-    identities.c.pipeline == bindparam("pipeline"),
-    identities.c.record_id == bindparam("record_id"),
-    identities.c.key != bindparam("key"),
-)
-"""Forget the key that held a record another key now owns (run once per recorded identity)."""
+def _chunk_rows(dialect: str) -> tuple[Any, list[Any]]:
+    """The rows ``record_identities`` binds as ONE JSON parameter ``rows`` (an array of
+    ``[key, record_id, content_hash]``), expanded by the database: the table and its three
+    columns as SQL expressions."""
+    given = bindparam("rows", type_=String())
+    if dialect == "postgresql":
+        rows = func.json_array_elements(cast(given, postgresql.JSON())).table_valued("value")
+        return rows, [rows.c.value.op("->>")(literal_column(str(n))) for n in range(3)]
+    rows = func.json_each(given).table_valued("value")
+    return rows, [func.json_extract(rows.c.value, f"$[{n}]") for n in range(3)]
+
+
+@functools.cache
+def _identity_statements(dialect: str) -> tuple[Any, Any]:
+    """(forget the other holders, upsert) for ``record_identities`` on ``dialect``.
+
+    The DELETE forgets every key that holds a record of its rows without being that record's
+    key among them. It differs from one ``record_id = r AND key != k`` per row only for rows
+    naming one record for two keys, which the upsert refuses either way (the record is unique)
+    and so rolls back. Both are set operations (SQLite builds a temporary index for an IN
+    list), not a scan of the rows per row. The upsert takes ``seen_at`` and ``confirmed_at``
+    once for all its rows; ``None`` confirmation fields keep what was known.
+    """
+    rows, (key, record_id, content_hash) = _chunk_rows(dialect)
+    pipeline = bindparam("pipeline", type_=String())
+    delete_other = delete(identities).where(
+        identities.c.pipeline == pipeline,
+        identities.c.record_id.in_(select(record_id).select_from(rows)),
+        tuple_(identities.c.record_id, identities.c.key).not_in(
+            select(record_id, key).select_from(rows)
+        ),
+    )
+    stamped = [
+        bindparam(name, type_=identities.c[name].type) for name in ("seen_at", "confirmed_at")
+    ]
+    values = select(pipeline, key, record_id, *stamped, content_hash).select_from(rows)
+    ins = (postgresql if dialect == "postgresql" else sqlite).insert(identities)
+    columns = ["pipeline", "key", "record_id", "seen_at", "confirmed_at", "content_hash"]
+    # WHERE true: SQLite would otherwise read ON CONFLICT as the join's ON clause.
+    upsert = ins.from_select(columns, values.where(true()))
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["pipeline", "key"],
+        set_={
+            "record_id": upsert.excluded.record_id,
+            "seen_at": upsert.excluded.seen_at,
+            "confirmed_at": func.coalesce(upsert.excluded.confirmed_at, identities.c.confirmed_at),
+            "content_hash": func.coalesce(upsert.excluded.content_hash, identities.c.content_hash),
+        },
+    )
+    return delete_other, upsert
+
+
+def _identity_rows(items: Iterable[Identity]) -> str:
+    """``items`` as the JSON parameter of ``_identity_statements``."""
+    return json.dumps([[i.key, i.record_id, i.content_hash] for i in items], separators=(",", ":"))
+
+
+def _stamp_groups(
+    part: Sequence[Identity],
+) -> list[tuple[datetime, datetime | None, list[Identity]]]:
+    """The identities of one chunk by (seen_at, confirmed_at): usually one or two groups, and
+    their order does not matter (the keys are distinct and, once the other holders are gone,
+    their records free). A key named twice (rare) is written one row at a time, in order."""
+    if len({i.key for i in part}) < len(part):
+        return [(i.seen_at, i.confirmed_at, [i]) for i in part]
+    groups: dict[tuple[datetime, datetime | None], list[Identity]] = {}
+    for item in part:
+        groups.setdefault((item.seen_at, item.confirmed_at), []).append(item)
+    return [(seen_at, confirmed_at, group) for (seen_at, confirmed_at), group in groups.items()]
 
 
 _LOOKUP_CHUNK = 5000
-
-
-def _executemany(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> None:
-    """``conn.execute(stmt, rows)`` with each distinct value converted once, not once per row.
-
-    SQLAlchemy runs every bind processor for every row (the timestamps of 25,000 identities
-    share one value); here each column's processor runs once per distinct value and the
-    driver gets the statement text and the converted rows directly.
-    """
-    if not rows:
-        return
-    dialect = conn.dialect
-    compiled = stmt.compile(dialect=dialect, column_keys=list(rows[0]))
-    order = list(compiled.positiontup or []) if compiled.positional else list(rows[0])
-    columns: list[list[Any]] = []
-    for name in order:
-        values = list(map(itemgetter(name), rows))
-        # The type as this dialect stores it (what SQLAlchemy itself would bind).
-        processor = stmt.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        if processor is not None:
-            once = {value: processor(value) for value in set(values)}
-            values = list(map(once.__getitem__, values))
-        columns.append(values)
-    params = list(zip(*columns, strict=True))
-    if compiled.positional:
-        conn.exec_driver_sql(compiled.string, params)
-    else:
-        conn.exec_driver_sql(compiled.string, [dict(zip(order, p, strict=True)) for p in params])
 
 
 def _one_param_in(conn: Connection, column: Any, values: list[str]) -> Any:
@@ -227,7 +265,7 @@ class StateStore:
         try:
             return migrate.current_revision(self.engine)
         except SQLAlchemyError as exc:
-            raise StateError(f"state store {self.display_url}: {_reason(exc)}") from exc
+            raise StateError(f"state store {self.display_url}: {driver_reason(exc)}") from exc
 
     def upgrade(self) -> tuple[str | None, str | None]:
         """Apply pending migrations; returns the revision before and after."""
@@ -235,7 +273,7 @@ class StateStore:
         try:
             migrate.upgrade(self.engine)
         except SQLAlchemyError as exc:
-            raise StateError(f"state store {self.display_url}: {_reason(exc)}") from exc
+            raise StateError(f"state store {self.display_url}: {driver_reason(exc)}") from exc
         return before, self.revision()
 
     @property
@@ -252,7 +290,7 @@ class StateStore:
             with self.engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StateError(f"state store: {_reason(exc)}") from exc
+            raise StateError(f"state store: {driver_reason(exc)}") from exc
 
     def _insert_or_update(
         self,
@@ -727,37 +765,19 @@ class StateStore:
         if not items:
             return
         with self._tx() as conn:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            stmt = dialect.insert(identities)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["pipeline", "key"],
-                set_={
-                    "record_id": stmt.excluded.record_id,
-                    "seen_at": stmt.excluded.seen_at,
-                    "confirmed_at": func.coalesce(
-                        stmt.excluded.confirmed_at, identities.c.confirmed_at
-                    ),
-                    "content_hash": func.coalesce(
-                        stmt.excluded.content_hash, identities.c.content_hash
-                    ),
-                },
-            )
+            delete_other, upsert = _identity_statements(conn.dialect.name)
             for part in _chunks(list(items), _LOOKUP_CHUNK):
-                rows = [
-                    {
-                        "pipeline": pipeline,
-                        "key": i.key,
-                        "record_id": i.record_id,
-                        "seen_at": i.seen_at,
-                        "confirmed_at": i.confirmed_at,
-                        "content_hash": i.content_hash,
-                    }
-                    for i in part
-                ]
-                # Two statements, each one executemany of the driver: one row per confirmed
-                # row is the bulk of the state store's work in an initial sync.
-                conn.execute(_DELETE_OTHER_HOLDER, rows)
-                _executemany(conn, stmt, rows)
+                # Each statement takes its rows as one JSON parameter the database expands: one
+                # identity per confirmed row is the bulk of the state store's work in an initial
+                # sync. First the other holders of the chunk's records go, then the rows are
+                # written, one upsert per (seen_at, confirmed_at).
+                whole = _identity_rows(part)
+                conn.execute(delete_other, {"pipeline": pipeline, "rows": whole})
+                groups = _stamp_groups(part)
+                for seen_at, confirmed_at, group in groups:
+                    rows = whole if len(groups) == 1 else _identity_rows(group)
+                    stamps = {"seen_at": seen_at, "confirmed_at": confirmed_at}
+                    conn.execute(upsert, {"pipeline": pipeline, "rows": rows, **stamps})
 
     def record_ids(self, pipeline: str, keys: Sequence[str]) -> dict[str, str]:
         """key -> the CRM record id it owns, for the keys the map knows."""
@@ -866,6 +886,20 @@ class StateStore:
         with self._tx() as conn:
             row = conn.execute(query).first()
         return None if row is None else Backoff(row.failures, row.next_at, row.last_error)
+
+    def backoffs(self, pipeline: str, scopes: Sequence[str]) -> dict[str, Backoff]:
+        """The backoffs of those of ``scopes`` that have one (one query per 500 scopes)."""
+        found: dict[str, Backoff] = {}
+        wanted = sorted(set(scopes))
+        with self._tx() as conn:
+            for start in range(0, len(wanted), 500):
+                query = select(backoffs).where(
+                    backoffs.c.pipeline == pipeline,
+                    backoffs.c.scope.in_(wanted[start : start + 500]),
+                )
+                for row in conn.execute(query):
+                    found[row.scope] = Backoff(row.failures, row.next_at, row.last_error)
+        return found
 
     def backoff_failed(
         self, pipeline: str, scope: str, failures: int, next_at: datetime, error: str, now: datetime
@@ -998,7 +1032,7 @@ def _ready(pipeline: str, ready_at: datetime | None) -> Any:
     return and_(where, or_(buffer.c.not_before.is_(None), buffer.c.not_before <= ready_at))
 
 
-def _reason(exc: SQLAlchemyError) -> str:
+def driver_reason(exc: SQLAlchemyError) -> str:
     """Only the driver's own message: statement parameters may hold an access token."""
     return str(exc.orig if isinstance(exc, DBAPIError) else exc.__class__.__name__).strip()
 

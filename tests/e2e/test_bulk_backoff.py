@@ -28,7 +28,13 @@ JOB_CREDITS = 500
 
 
 def _runtime(app_rt: PipelineRuntime, clock: MovableClock) -> PipelineRuntime:
-    return dataclasses.replace(app_rt, clock=clock, bulk_poll_interval=timedelta(milliseconds=50))
+    return dataclasses.replace(
+        app_rt,
+        clock=clock,
+        tunables=dataclasses.replace(
+            app_rt.tunables, bulk_poll_interval=timedelta(milliseconds=50)
+        ),
+    )
 
 
 def _paid(admin: EmulatorAdmin) -> tuple[int, int]:

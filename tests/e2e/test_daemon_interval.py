@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 
 from syncd.config import load_settings
+from syncd.daemon.ticks import pipeline_trigger
 from syncd.emulator.server import EmulatorServer
 from syncd.emulator.settings import EmulatorSettings
-from syncd.jobs import pipeline_trigger
 from syncd.state.store import StateStore
 from tests.helpers.daemon import SyncdProcess, wait_until
 from tests.helpers.e2e import INSERT_CALL, assert_mirrored, record_writes, write_config

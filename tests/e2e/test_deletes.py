@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -106,13 +107,16 @@ def harness(
     *,
     schema_extra: tuple[dict[str, Any], ...] = (),
     state_url: str | None = None,
+    crm: str = "",
 ) -> Iterator[Harness]:
     with native(legacy_url) as db:
         db.execute(DDL)
     add_rows(legacy_url, range(1, rows + 1))
     settings = EmulatorSettings(schema=orders_schema(extra=schema_extra))
     with EmulatorServer(settings) as server:
-        config = config_for(tmp_path, legacy_url, server.base_url, pipeline, state_url=state_url)
+        config = config_for(
+            tmp_path, legacy_url, server.base_url, pipeline, state_url=state_url, crm=crm
+        )
         h = Harness(legacy_url, config, EmulatorAdmin(server.base_url), open_app(config))
         try:
             h.sync()
@@ -158,6 +162,36 @@ def test_deleted_rows_lose_their_records_and_a_key_that_comes_back_is_written_ag
         back = h.crm()["17"]
         assert back["Status"] == "Shipped" and back["id"] != old["17"]["id"]
         assert len(h.crm()) == 28
+
+
+def test_deletes_wait_for_the_org_reserve_and_the_budget_with_no_call(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Deletes pass the same budget rule as every send: with Zoho's figure at the org reserve
+    a round finds the deleted rows, makes no CRM call and says it waits; with credits above it
+    one Delete Records call goes; with syncd's daily budget spent, the next deletes wait too."""
+    pipeline = 'on_delete = "delete"\nmax_deletes = 10'
+    crm = "daily_credit_budget = 1000\ncredit_reserve = 500"
+    with harness(tmp_path, sqlite_url, pipeline, 10, crm=crm) as h:
+        delete_rows(sqlite_url, "WHERE id IN (2, 4)")
+        before = h.calls()
+        h.app.store.record_org_remaining(500, h.app.clock.now())  # the org is at the reserve
+        at_reserve = h.round()
+        assert (at_reserve.found, at_reserve.done, at_reserve.skipped_for_budget) == (2, 0, True)
+        assert _delta(before, h.calls()) == {}
+
+        h.app.store.record_org_remaining(600, h.app.clock.now())
+        going = h.round()
+        assert (going.done, going.skipped_for_budget) == (2, False)
+        assert _delta(before, h.calls()) == {DELETE_CALL: 1}
+
+        delete_rows(sqlite_url, "WHERE id = 6")
+        now = h.app.clock.now()
+        spent = h.app.store.credits_spent_since(now - timedelta(hours=24))
+        h.app.store.record_credits("upsert", 1000 - spent, now)  # the daily budget is spent
+        over_budget = h.round()
+        assert (over_budget.found, over_budget.done, over_budget.skipped_for_budget) == (1, 0, True)
+        assert _delta(before, h.calls()) == {DELETE_CALL: 1}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -20,9 +20,9 @@ from sqlalchemy import create_engine, select
 
 from syncd.cli import main
 from syncd.crm.bulk_csv import BulkLimits
-from syncd.csv_import import part_rows, write_parts
 from syncd.emulator.server import EmulatorServer
 from syncd.emulator.settings import EmulatorSettings
+from syncd.importing.files import part_rows, write_parts
 from syncd.model import JobState
 from syncd.state.tables import bulk_jobs
 from tests.helpers.e2e import run_syncd

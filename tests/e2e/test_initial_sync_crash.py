@@ -57,8 +57,10 @@ def job_in_flight(state_url: str) -> bool:
 def kill_at(
     proc: subprocess.Popen[bytes], rng: random.Random, state_url: str, mid_job: bool
 ) -> bool:
-    """SIGKILL after a random delay, or a random moment into a job; False if it finished first."""
-    deadline = time.monotonic() + rng.uniform(1.0, 4.0)
+    """SIGKILL after a random delay, or a random moment into a job; False if it finished first.
+    A run meant to die inside a job waits for one however slow the machine (a loaded CI runner
+    can take longer than any random delay to create the first job)."""
+    deadline = time.monotonic() + (30.0 if mid_job else rng.uniform(1.0, 4.0))
     while time.monotonic() < deadline and proc.poll() is None:
         if mid_job and job_in_flight(state_url):
             time.sleep(rng.uniform(0.0, 1.0))

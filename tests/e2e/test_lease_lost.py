@@ -45,11 +45,13 @@ def test_terminating_the_lease_backend_stops_a_long_drain(tmp_path: Path, pg_url
         with open_app(config) as app:
             lease = lease_for(app.store, "orders")
             assert lease.try_acquire()
+            rt = app.runtime(app.settings.pipeline("orders"))
             rt = dataclasses.replace(
-                app.runtime(app.settings.pipeline("orders")),
+                rt,
                 may_send=lambda: lease.held,
-                jobs_in_flight=1,
-                bulk_poll_interval=timedelta(milliseconds=100),
+                tunables=dataclasses.replace(
+                    rt.tunables, jobs_in_flight=1, bulk_poll_interval=timedelta(milliseconds=100)
+                ),
             )
             lost_at: list[tuple[float, int]] = []
             stop = threading.Event()
@@ -79,6 +81,10 @@ def test_terminating_the_lease_backend_stops_a_long_drain(tmp_path: Path, pg_url
                         text(
                             "SELECT pg_terminate_backend(pid) FROM pg_locks"
                             " WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+                            # this test's database only: a test running beside it (pytest -n 2)
+                            # holds advisory locks of its own
+                            " AND database = (SELECT oid FROM pg_database"
+                            " WHERE datname = current_database())"
                         )
                     )
                     .scalars()

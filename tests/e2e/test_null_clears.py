@@ -71,7 +71,7 @@ def test_a_null_clears_the_crm_field_on_both_paths(tmp_path: Path, path: str) ->
                 run_drain(rt, "initial")
             else:
                 realtime_tick(rt)  # buffered
-                clock.at += rt.max_delay
+                clock.at += rt.tunables.max_delay
                 realtime_tick(rt)  # flushed: the oldest change waited max_delay
             stats = server.admin.stats()
         after = crm_by_key(server.base_url)

@@ -43,7 +43,7 @@ def test_a_locked_record_is_retried_on_a_growing_backoff_not_at_every_poll(
             conn.execute("UPDATE orders SET status = 'Paid', sync = 0 WHERE id = 5")
             conn.commit()
             before = _upserts(admin)
-            end = clock.at + rt.max_delay + timedelta(minutes=20)
+            end = clock.at + rt.tunables.max_delay + timedelta(minutes=20)
             while clock.at < end:
                 realtime_tick(rt)
                 clock.at += POLL

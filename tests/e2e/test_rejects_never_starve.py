@@ -85,7 +85,8 @@ def test_batches_are_filled_with_sendable_rows_and_dead_rejects_are_pruned(
         config = write_config(tmp_path, url, server.base_url, pipeline="batch_size = 6000")
         with open_app(config) as app:
             rt = app.runtime(app.settings.pipeline("orders"))
-            rt = dataclasses.replace(rt, bulk_poll_interval=timedelta(milliseconds=50))
+            fast = dataclasses.replace(rt.tunables, bulk_poll_interval=timedelta(milliseconds=50))
+            rt = dataclasses.replace(rt, tunables=fast)
             _reject_lowest(rt, 1_500, extra_keys=("90001", "90002"))
             result = run_drain(rt, "initial")
             left = app.store.count_rejects("orders")

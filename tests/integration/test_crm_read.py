@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from syncd.credits import CallKind
 from syncd.crm import CrmClient, read
-from syncd.crm.credits import CallKind
 from syncd.emulator.server import EmulatorServer
 from syncd.errors import CrmFatalError
 from syncd.model import CrmRecord, OutcomeKind

@@ -120,7 +120,8 @@ def test_advisory_lease_lost_with_its_connection(pg_url: str) -> None:
             conn.execute(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND granted"
+                    "WHERE locktype = 'advisory' AND granted AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
                 )
             )
             conn.commit()

@@ -343,9 +343,10 @@ def test_the_daemon_schedules_one_evaluation_and_only_an_active_worker_reports(
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from syncd.app import App
-    from syncd.jobs import NOTIFY_EVERY, InFlight, Jobs, Running, Worker
-    from syncd.metrics import Metrics
-    from syncd.systemd import Notifier
+    from syncd.daemon.metrics import Metrics
+    from syncd.daemon.running import Running, Worker
+    from syncd.daemon.systemd import Notifier
+    from syncd.daemon.ticks import NOTIFY_EVERY, RunningTicks, Ticks
 
     config = write_config(tmp_path, f"sqlite:///{tmp_path}/legacy.db", "http://127.0.0.1:9")
     app = App.open(load_settings(config))
@@ -353,18 +354,18 @@ def test_the_daemon_schedules_one_evaluation_and_only_an_active_worker_reports(
     worker = Worker(app.settings.pipelines[0], None, lease)  # type: ignore[arg-type]
     notify = Notifications(app.store, [target(receiver, "hook")], "host-a", datetime.now(UTC))
     run = Running(app, {"orders": worker}, BackgroundScheduler(timezone=UTC), notifications=notify)
-    jobs = Jobs(Metrics(), Notifier(), InFlight())
-    jobs.schedule(run)
+    ticks = Ticks(Metrics(), Notifier(), RunningTicks())
+    ticks.schedule(run)
     job = run.scheduler.get_job("notify")
     assert job is not None and job.trigger.interval == NOTIFY_EVERY
     _rejects(World(app.store, app.settings))
     app.store.record_credits("bulk", app.settings.crm.daily_credit_budget, datetime.now(UTC))
     worker.last_success = datetime.now(UTC)
-    jobs.notify(run)
+    ticks.notify(run)
     assert receiver.posts == []  # a standby: the active worker reports
     lease.held = True
-    jobs.notify(run)
-    jobs.notify(run)
+    ticks.notify(run)
+    ticks.notify(run)
     assert sorted((b["event"], b["key"]) for b in receiver.posts_bodies()) == [
         ("started", "budget_reached"),
         ("started", "rejects:orders"),

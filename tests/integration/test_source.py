@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import Engine, text, update
 from sqlalchemy.engine import make_url
 
+from syncd.crm.encoder import FieldEncoder
 from syncd.errors import RowNotRepresentable, SourceError
-from syncd.mapping import FieldEncoder
-from syncd.model import FieldMap
-from syncd.source import LegacyTable, TableSpec, open_source_engine
+from syncd.model import FieldMap, TableSpec
+from syncd.source.table import LegacyTable, open_source_engine
 from tests.helpers.orders import FIELD_TYPES, FIELDS, create_orders, order, orders_table
 
 SPEC = TableSpec("orders", "orders", "id", "sync", FIELDS)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event
 
-from syncd.model import FieldMap
-from syncd.source import LegacyTable, TableSpec, open_source_engine
+from syncd.model import FieldMap, TableSpec
+from syncd.source.table import LegacyTable, open_source_engine
 from tests.helpers.native import native
 
 SPEC = TableSpec("orders", "orders", "id", "sync", (FieldMap("Name", "name"),))

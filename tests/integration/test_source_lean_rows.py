@@ -6,8 +6,8 @@ from decimal import Decimal
 
 from sqlalchemy import create_engine
 
-from syncd.model import CHANGED, FieldMap
-from syncd.source import LegacyTable, TableSpec
+from syncd.model import CHANGED, FieldMap, TableSpec
+from syncd.source.table import LegacyTable
 from tests.helpers.native import native
 
 DDL = {

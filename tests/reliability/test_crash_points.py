@@ -35,11 +35,11 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from syncd.crashpoints import CRASH_EXIT_CODE, ENV, POINTS
-from syncd.crm.credits import BULK_JOB_CREDITS
+from syncd.credits import BULK_JOB_CREDITS
 from syncd.emulator.server import EmulatorServer
 from syncd.emulator.settings import EmulatorSettings
 from syncd.engine.runs import run_drain
-from syncd.source import CONFIRM_CHUNK
+from syncd.source.table import CONFIRM_CHUNK
 from syncd.state.store import StateStore
 from tests.helpers.daemon import SyncdProcess, wait_until
 from tests.helpers.e2e import assert_mirrored, crm_by_key, open_app, run_syncd, write_config

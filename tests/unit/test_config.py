@@ -22,7 +22,7 @@ from syncd.config import (
     parse_schedule,
 )
 from syncd.errors import ConfigError, UsageError
-from syncd.model import FieldMap, FieldType
+from syncd.model import FieldMap, FieldType, Tunables
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 
@@ -238,6 +238,26 @@ def test_every_key_is_read(tmp_path: Path) -> None:
     )
     assert (settings.metrics.enabled, settings.metrics.port) == (True, 9100)
     assert (settings.log.level, settings.log.format) == ("DEBUG", "json")
+    assert settings.tunables[pipeline.name] == Tunables(
+        batch_size=500,
+        flush_size=1,
+        max_delay=timedelta(hours=1, minutes=30),
+        poll_interval=timedelta(seconds=2),
+        jobs_in_flight=5,
+        bulk_poll_interval=timedelta(minutes=1),
+        bulk_job_timeout=timedelta(days=1),
+        daily_credit_budget=1000,
+        credit_reserve=0,
+    )
+
+
+def test_the_engine_tunables_hold_no_default_of_their_own() -> None:
+    """Every tunable is taken from the settings: a default written in ``Tunables`` could
+    differ from the documented one the config gives."""
+    missing = dataclasses.MISSING
+    assert all(
+        f.default is missing and f.default_factory is missing for f in dataclasses.fields(Tunables)
+    )
 
 
 def test_unqualified_table_has_no_schema(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from syncd.config.settings import CONDITIONS, NotifyThresholds
-from syncd.crm.credits import delete_cost
+from syncd.credits import delete_cost
 from syncd.crm.deletes import parse_delete_response
 from syncd.engine.deletes import DeletePolicy, breaker, delete_limit
 from syncd.engine.planner import plan_deletes

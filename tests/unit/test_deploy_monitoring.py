@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from syncd.metrics import Metrics, StateCollector
+from syncd.daemon.metrics import Metrics, StateCollector
 from syncd.state.store import StateStore
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from syncd.crm.encoder import FieldEncoder, _before, _before_all
 from syncd.crm.preflight import check_fields, picklist_warnings, precision_warnings
 from syncd.crm.values import csv_cell_encoder
 from syncd.errors import RowNotRepresentable
-from syncd.mapping import FieldEncoder, _before, _before_all
 from syncd.model import FieldMap, FieldType, PendingRow
 from tests.unit.test_config import base, load, problems
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syncd.metrics import Metrics
+from syncd.daemon.metrics import Metrics
 from syncd.model import RunCounts
 
 

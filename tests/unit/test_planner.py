@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.engine.planner import affordable, plan_backlog
+from syncd.engine.planner import plan_backlog
 from syncd.model import Api
 
 
@@ -40,14 +40,3 @@ def test_nothing_to_send_costs_nothing() -> None:
     """An empty backlog is a zero-credit upsert plan, never a 500-credit bulk job."""
     plan = plan_backlog(0)
     assert (plan.api, plan.calls, plan.credits) == (Api.RECORDS, 0, 0)
-
-
-@pytest.mark.parametrize(
-    ("spent", "budget", "fits"),
-    [(0, 500, True), (490, 500, True), (491, 500, False), (500, 500, False)],
-)
-def test_a_plan_is_affordable_only_within_the_rolling_budget(
-    spent: int, budget: int, fits: bool
-) -> None:
-    """10 credits fit while spent + 10 <= budget; one more credit spent and they do not."""
-    assert affordable(plan_backlog(100), spent, budget) is fits

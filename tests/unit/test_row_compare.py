@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from syncd.model import content_hash
-from syncd.source import _all_same
+from syncd.source.table import _all_same
 
 VALUES: list[Any] = [
     None,

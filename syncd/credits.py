@@ -1,7 +1,8 @@
-"""Zoho's credit price list and the rolling daily-budget rule.
+"""Zoho's credit price list and the one budget rule: domain rules, pure, no I/O.
 
-Pure functions of their inputs: the client checks every call against them, and the planner uses
-the same numbers to choose between Upsert and Bulk Write.
+The client checks every call against them, the planner uses the same prices to choose between
+Upsert and Bulk Write, and the engine refuses a whole send up front with the same rule, so a
+price or the rule can never differ between them.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
-from syncd.errors import BudgetExceeded
+from syncd.errors import BudgetExceeded, CreditReserveReached
 
 UPSERT_MAX_RECORDS = 100
 """Zoho's cap on records in one Insert/Update/Upsert call."""
@@ -38,12 +39,12 @@ DELETE_CALL_CREDITS = 1
 it costs what "all other APIs" do (reference §6.1)."""
 
 BUDGET_WINDOW = timedelta(hours=24)
+"""Zoho frees credits 24 h after they were spent (rolling window, reference §6.2)."""
 
 ORG_REMAINING_FRESH = timedelta(hours=1)
 """How long Zoho's X-API-CREDITS-REMAINING is trusted. The org's credits roll off over 24 h and
 syncd only learns the new figure from its next call, so after an hour without one it sends
 again (and so reads the header afresh) instead of waiting on a stale figure for ever."""
-"""Zoho frees credits 24 h after they were spent (rolling window, reference §6.2)."""
 
 
 class CallKind:
@@ -61,6 +62,7 @@ class CallKind:
     FIELDS = "fields"
     GET_RECORDS = "get_records"
     DELETE = "delete"
+    SEARCH = "search"
 
 
 def upsert_call_cost(records: int) -> int:
@@ -88,14 +90,17 @@ def delete_cost(records: int) -> int:
     return DELETE_CALL_CREDITS * math.ceil(max(records, 0) / DELETE_MAX_RECORDS)
 
 
-def check_budget(*, needed: int, spent: int, budget: int) -> None:
-    """Raise ``BudgetExceeded`` when spending ``needed`` now would cross ``budget``."""
+def check_budget(
+    *, needed: int, spent: int, budget: int, org_left: int | None = None, reserve: int = 0
+) -> None:
+    """The budget rule: raise when spending ``needed`` credits now is not allowed.
+
+    ``BudgetExceeded`` when syncd's own rolling 24 h spend (``spent``) plus ``needed`` would
+    cross ``budget``; ``CreditReserveReached`` when it would leave the whole org fewer than
+    ``reserve`` credits for the company's other integrations. ``org_left`` None: Zoho has not
+    said (it only does once half the org's credits are used), so only the budget applies.
+    """
     if spent + needed > budget:
         raise BudgetExceeded(needed=needed, spent=spent, budget=budget)
-
-
-def within_reserve(needed: int, org_left: int | None, reserve: int) -> bool:
-    """Whether spending ``needed`` keeps at least ``reserve`` of the org's credits for the
-    company's other integrations (``org_left`` None: Zoho has not said; it only does once half
-    the org's credits are used)."""
-    return org_left is None or org_left - needed >= reserve
+    if reserve and org_left is not None and org_left - needed < reserve:
+        raise CreditReserveReached(needed, org_left, reserve)

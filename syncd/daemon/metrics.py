@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from syncd.crm.credits import BUDGET_WINDOW
+from syncd.credits import BUDGET_WINDOW
 from syncd.engine.backoff import BULK_SCOPE
 from syncd.model import RunCounts
 from syncd.state.store import StateStore

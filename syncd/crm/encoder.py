@@ -46,12 +46,15 @@ class FieldEncoder:
         # Lookup fields: the cell is the parent's legacy key as text, matched by Bulk Write's
         # find_by on the parent module; on the records API the parent's record id goes.
         self.lookups = [f for f in self.fields if f.lookup is not None]
+        # Lookups by a unique field of the parent module: the cell is the column's value as
+        # text (find_by = that field); on the records API the id found by Search Records goes.
+        self.parent_fields = [f for f in self.fields if f.parent_field is not None]
         # One converter per column, chosen here: the type dispatch is not paid per cell.
         self._cells = [
             (
                 f.column,
                 _key_cell
-                if f.lookup is not None
+                if f.lookup is not None or f.parent_field is not None
                 else _before(
                     self._prepare[f.api_name], csv_cell_encoder(self.types[f.api_name], tz)
                 ),
@@ -62,7 +65,7 @@ class FieldEncoder:
             (
                 f.column,
                 _key_column
-                if f.lookup is not None
+                if f.lookup is not None or f.parent_field is not None
                 else _before_all(
                     self._prepare[f.api_name], csv_column_encoder(self.types[f.api_name], tz)
                 ),
@@ -79,6 +82,10 @@ class FieldEncoder:
                 parent = row.values[item.column]
                 ids = (parents or {})[item.lookup.pipeline]
                 values[item.api_name] = None if parent is None else {"id": ids[str(parent)]}
+            elif item.parent_field is not None:
+                value = row.values[item.column]
+                ids = (parents or {})[item.parent_field.key]
+                values[item.api_name] = None if value is None else {"id": ids[str(value)]}
             else:
                 values[item.api_name] = self._convert(item, row, json=True)
         return CrmRecord(row.key_text, values)
@@ -106,6 +113,8 @@ class FieldEncoder:
         return [
             BulkColumn(f.api_name, find_by=f.lookup.unique_field)
             if f.lookup is not None
+            else BulkColumn(f.api_name, find_by=f.parent_field.field)
+            if f.parent_field is not None
             else BulkColumn(f.api_name, bulk_format(self.types[f.api_name]))
             for f in self.fields
         ]
@@ -113,7 +122,7 @@ class FieldEncoder:
     def _convert(self, item: FieldMap, row: PendingRow, *, json: bool) -> object:
         ftype = self.types[item.api_name]
         value = row.values[item.column]
-        if item.lookup is not None and not json:
+        if (item.lookup is not None or item.parent_field is not None) and not json:
             return _key_cell(value)
         prepare = self._prepare[item.api_name]
         try:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, SAWarning, SQLAlchemyError
 
 from syncd.errors import SourceError
-from syncd.source import LegacyTable
+from syncd.source.table import LegacyTable
 
 KEY_COLUMN = "legacy_key"
 """The tombstone table's key column (``key`` itself is reserved in MySQL/MariaDB)."""

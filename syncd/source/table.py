@@ -33,6 +33,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    Text,
     any_,
     bindparam,
     cast,
@@ -56,7 +57,14 @@ from sqlalchemy.types import NullType, TypeEngine
 from syncd.crashpoints import crash_point
 from syncd.dbretry import retried
 from syncd.errors import SourceError
-from syncd.model import CHANGED, DELETED, Confirmation, FieldMap, FieldType, PendingRow
+from syncd.model import (
+    CHANGED,
+    DELETED,
+    Confirmation,
+    FieldType,
+    PendingRow,
+    TableSpec,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,30 +72,9 @@ _CHUNK = 500
 
 CONFIRM_CHUNK = 2500
 """Rows confirmed per transaction. Each chunk holds its rows' locks (on SQLite the whole
-database's write lock) only while it reads 500 rows by key, compares them and flags the
-matching ones: a few milliseconds, so a legacy writer touching one of them waits that long at
-most. Measured at 1,000,000 rows, 2,000 would be 10-18 % faster but hold locks four times as
-long; 500 keeps MySQL's IN list (one parameter per key) small as well."""
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """What the engine needs to know about one pipeline's legacy table."""
-
-    pipeline: str
-    table: str  # may be "schema.table"
-    key: str
-    flag: str
-    fields: tuple[FieldMap, ...]
-    version_column: str | None = None
-
-    @property
-    def columns(self) -> list[str]:
-        """The mapped columns, each once, in mapping order."""
-        seen: dict[str, None] = {}
-        for item in self.fields:
-            seen.setdefault(item.column, None)
-        return list(seen)
+database's write lock) only while it compares and flags them: a few milliseconds, so a legacy
+writer touching one of them waits that long at most. Measured at 200,000 rows on PostgreSQL
+(BENCHMARKS.md, "Confirmation alone"), 2,500 was faster than 500 and 5,000."""
 
 
 @dataclass
@@ -106,11 +93,12 @@ def open_source_engine(url: str) -> Engine:
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise SourceError(f"legacy database URL {_shown(url)}: {exc}") from exc
     if engine.dialect.driver == "psycopg":
-        from syncd.source_pg import register_lenient_loaders
+        from syncd.source.pg import pin_output_settings, register_lenient_loaders
 
         @event.listens_for(engine, "connect")
         def _lenient(dbapi_connection: Any, _record: Any) -> None:
             register_lenient_loaders(dbapi_connection.adapters)
+            pin_output_settings(dbapi_connection)
 
     return engine
 
@@ -181,6 +169,9 @@ class LegacyTable:
         self._table: Table | None = None
         self._unknown_types: dict[str, str] = {}  # column -> type name SQLAlchemy did not know
         self._compared = self._compared_columns()  # once: _rows runs for every row read
+        # PostgreSQL fingerprints each row as it reads it, and compares there at confirmation;
+        # only through psycopg, whose connections get the pinned output settings it relies on.
+        self._on_server = (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
 
     @property
     def table(self) -> Table:
@@ -363,8 +354,31 @@ class LegacyTable:
         19.999 in a NUMERIC(12,2)). Values are converted for the CRM by ``syncd.crm.values``,
         which rejects what it cannot write faithfully."""
         compared = [n for n in self._compared if n != self.spec.key]
-        raw = [type_coerce(self._col(n), NullType()).label(n) for n in compared]
+        raw: list[ColumnElement[Any]] = [
+            type_coerce(self._col(n), NullType()).label(n) for n in compared
+        ]
+        if self._on_server:  # last: _rows takes it by position, whatever the columns' names
+            raw.append(self._fingerprint_sql().label("syncd_fingerprint"))
         return select(self._col(self.spec.key), *raw)
+
+    def _fingerprint_sql(self) -> ColumnElement[str]:
+        """PostgreSQL's fingerprint of a row: ``md5`` of the text of ``ROW(<compared columns>)``,
+        in a fixed order. Every type has a text form; the row's text quotes each value (``""``
+        is the empty text, nothing is NULL; quotes and backslashes doubled), so it changes
+        whenever any column does. The settings that text depends on are pinned on every
+        session (``syncd.source.pg.pin_output_settings``), and timestamptz, whose text is in
+        the session's zone, is taken at UTC: the same row gives the same fingerprint in every
+        session of syncd. It is not ``content_hash``: a version of syncd that fingerprinted in
+        Python stored other fingerprints (see BENCHMARKS.md)."""
+        parts: list[ColumnElement[Any]] = []
+        for name in self._compared:
+            column: ColumnElement[Any] = self._col(name)
+            if isinstance(column.type, DateTime) and column.type.timezone:
+                column = func.timezone("UTC", column)
+            elif isinstance(column.type, postgresql.MONEY):  # its text follows lc_monetary
+                column = cast(column, Numeric())
+            parts.append(column)
+        return func.md5(cast(func.row(*parts), Text()))
 
     def _compared_columns(self) -> list[str]:
         names = list(self.spec.columns)
@@ -383,12 +397,16 @@ class LegacyTable:
         key_at = names.index(self.spec.key)
         compared = self._compared
         pick = itemgetter(*(names.index(c) for c in compared))
+        made = PendingRow.fingerprinted if self._on_server else None
         rows: list[PendingRow] = []
         for row in itertools.chain.from_iterable(iter(lambda: result.fetchmany(5000), [])):
             picked = pick(row) if len(compared) > 1 else (pick(row),)
             if not _UNSTABLE.isdisjoint(map(type, picked)):
                 picked = tuple(map(_stable, picked))
-            rows.append(PendingRow(row[key_at], dict(zip(compared, picked, strict=True))))
+            values = dict(zip(compared, picked, strict=True))
+            rows.append(
+                made(row[key_at], values, row[-1]) if made else PendingRow(row[key_at], values)
+            )
         return rows
 
     @_retried
@@ -487,15 +505,21 @@ class LegacyTable:
 
         Per chunk, in one short transaction: read the rows by key under a row lock, fingerprint
         them in Python with the code that fingerprinted what was sent, set the flag by key for
-        those that match, and read the flag back. Nothing is compared in SQL, so the result does
-        not depend on how the driver's values survive a round trip (floats, latin1 text, json,
-        SQLite affinity). A row changed meanwhile keeps flag false and is sent again.
+        those that match, and read the flag back. No driver value is bound back into SQL, so the
+        result does not depend on how values survive a round trip (floats, latin1 text, json,
+        SQLite affinity). A row changed meanwhile keeps flag false and is sent again. On
+        PostgreSQL, lean rows are compared by the database itself (``_confirm_on_server``):
+        what is bound is the fingerprint it computed when it read the row, never a value.
         """
         marked: set[str] = set()
         changed: dict[str, tuple[str, ...]] = {}
         unflagged: set[str] = set()
         for start in range(0, len(rows), CONFIRM_CHUNK):
-            part = self._confirm_chunk(rows[start : start + CONFIRM_CHUNK])
+            chunk = rows[start : start + CONFIRM_CHUNK]
+            if self._confirms_on_server(chunk):
+                part = self._confirm_on_server(chunk)
+            else:
+                part = self._confirm_chunk(chunk)
             crash_point("after_confirm_chunk")
             marked |= part.marked
             changed.update(part.changed)
@@ -538,6 +562,59 @@ class LegacyTable:
         return Confirmation(
             frozenset(str(k) for k in same) - unflagged,
             {k: cols for k, cols in changed.items() if cols},
+            frozenset(unflagged),
+        )
+
+    def _confirms_on_server(self, sent: Sequence[PendingRow]) -> bool:
+        """Whether PostgreSQL compares this chunk itself: lean rows (only their fingerprint
+        kept, as a bulk job holds them) whose keys travel as JSON text."""
+        return (
+            self._on_server
+            and isinstance(self._col(self.spec.key).type, Integer | String)
+            and all(not r.values and type(r.key) in (int, str) for r in sent)
+        )
+
+    @_retried
+    def _confirm_on_server(self, sent: Sequence[PendingRow]) -> Confirmation:
+        """The compare-and-set of lean rows on PostgreSQL, in one transaction: one UPDATE sets
+        the flag where the key is sent and the database's fingerprint of the row
+        (``_fingerprint_sql``, the expression that fingerprinted it when it was read) equals
+        the one sent, returning the keys it flagged; the flag is read back (a trigger may
+        reset it); only the keys not flagged are read once more, to tell a changed row from a
+        deleted one. Keys and fingerprints are one JSON parameter: the same statement text
+        for every chunk, prepared once.
+
+        Promise 1 holds under concurrent writers: an UPDATE locks each row it is about to
+        change, and if another transaction changed that row after this statement's snapshot,
+        PostgreSQL (READ COMMITTED) re-evaluates the WHERE clause, fingerprint included, on
+        the newest committed version before changing it. So the fingerprint compared is that
+        of the row as it is when flagged, never of an older version; a writer that comes
+        later waits for this transaction and then sets the flag false itself."""
+        key = self._col(self.spec.key)
+        flag = self._col(self.spec.flag)
+        fingerprints = json.dumps({r.key_text: r.fingerprint for r in sent})
+        given = cast(bindparam("sent", fingerprints, type_=String()), postgresql.JSON())
+        pairs = func.json_each_text(given).table_valued("key", "value")
+        flagging = (
+            update(self.table)
+            .where(key == cast(pairs.c.key, key.type), self._fingerprint_sql() == pairs.c.value)
+            .values({flag: true()})
+            .returning(key)
+        )
+        with self._locked("marking rows synced") as conn:
+            marked = {str(k) for k in conn.scalars(flagging)}
+            same = [r.key for r in sent if r.key_text in marked]
+            missed = [r.key for r in sent if r.key_text not in marked]
+            unflagged: set[str] = set()
+            if same:  # a legacy trigger that resets the flag on every UPDATE shows up here
+                reset = select(key).where(self._key_in(same), flag == false())
+                unflagged = {str(k) for k in conn.scalars(reset)}
+            present: set[str] = set()
+            if missed:
+                present = {str(k) for k in conn.scalars(select(key).where(self._key_in(missed)))}
+        return Confirmation(
+            frozenset(marked) - unflagged,
+            {str(k): (CHANGED,) if str(k) in present else (DELETED,) for k in missed},
             frozenset(unflagged),
         )
 

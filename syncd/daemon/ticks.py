@@ -1,9 +1,10 @@
-"""The daemon's scheduled jobs: per-pipeline ticks, leases, housekeeping, the watchdog.
+"""The daemon's ticks: per-pipeline ticks, leases, housekeeping, notifications, the watchdog.
 
-``Jobs.schedule`` puts them on one APScheduler 3 BackgroundScheduler. Every job runs with
+``Ticks.schedule`` puts them on one APScheduler 3 BackgroundScheduler (APScheduler calls each
+an "add_job"; in syncd a job is a Zoho bulk job, so here they are ticks). Every tick runs with
 ``max_instances=1``, so none overlaps itself; a pipeline's tick runs the initial sync until
-one has succeeded, then its realtime tick or its interval drain. Jobs count themselves in
-``InFlight`` so a stop or a reload can wait for them.
+one has succeeded, then its realtime tick or its interval drain. Ticks count themselves in
+``RunningTicks`` so a stop or a reload can wait for them.
 """
 
 from __future__ import annotations
@@ -13,30 +14,27 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from syncd.app import App, host_id
+from syncd.app import App
 from syncd.config import PipelineSettings
 from syncd.crashpoints import crash_point
+from syncd.daemon.metrics import Metrics
+from syncd.daemon.running import Running, Worker
+from syncd.daemon.sharing import fair_share, give_back_extra, held_count
+from syncd.daemon.systemd import Notifier, watchdog_interval
 from syncd.deletes import CHUNKS_PER_TICK, DELETE_TICK, delete_policy, delete_round
 from syncd.engine.apply import prune_rejects
 from syncd.engine.realtime import realtime_tick
 from syncd.engine.runs import run_drain
-from syncd.engine.runtime import PipelineRuntime
 from syncd.errors import BudgetExceeded, LeaseLost, Stopped, SyncdError
 from syncd.logs import log_context
-from syncd.metrics import Metrics
 from syncd.model import RunCounts
-from syncd.notify.evaluate import Notifications
-from syncd.sharing import fair_share, give_back_extra, held_count
-from syncd.state.lease import HEARTBEAT, Lease
-from syncd.systemd import Notifier, watchdog_interval
+from syncd.state.lease import HEARTBEAT
 
 logger = logging.getLogger(__name__)
 
@@ -57,32 +55,6 @@ scheduler_log = logging.getLogger("apscheduler.scheduler.syncd")  # quiet like "
 scheduler_log.addFilter(_OverlapFilter())
 
 
-@dataclass
-class Worker:
-    """One pipeline inside this process."""
-
-    settings: PipelineSettings
-    runtime: PipelineRuntime
-    lease: Lease
-    last_success: datetime | None = None
-    holder: str = field(default_factory=host_id)
-    waiting_for_budget: bool = False  # said once when it starts, once when it ends
-    # Held while the pipeline's tick or delete round runs: they take turns (a row written by
-    # the one is never deleted by the other), and a lease is given back only between them.
-    busy: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass
-class Running:
-    """One configuration at work: adapters, workers and scheduler; SIGHUP swaps it whole."""
-
-    app: App
-    workers: dict[str, Worker]
-    scheduler: BackgroundScheduler
-    halted: threading.Event = field(default_factory=threading.Event)
-    notifications: Notifications | None = None  # None without [[notify]] targets
-
-
 def pipeline_trigger(pipeline: PipelineSettings, zone: ZoneInfo) -> IntervalTrigger | CronTrigger:
     """Realtime: every ``poll_interval``; interval: its schedule (cron in the source's zone)."""
     if pipeline.mode == "realtime":
@@ -95,8 +67,8 @@ def pipeline_trigger(pipeline: PipelineSettings, zone: ZoneInfo) -> IntervalTrig
     return CronTrigger.from_crontab(pipeline.schedule.cron, timezone=zone)
 
 
-class InFlight:
-    """How many jobs are running, so a stop or reload can wait for them."""
+class RunningTicks:
+    """How many ticks are running, so a stop or reload can wait for them."""
 
     def __init__(self) -> None:
         self._idle = threading.Condition()
@@ -114,7 +86,7 @@ class InFlight:
                 self._idle.notify_all()
 
     def wait_idle(self, timeout: timedelta, while_waiting: Callable[[], None]) -> bool:
-        """Wait until no job runs (True) or ``timeout`` passes (False)."""
+        """Wait until no tick runs (True) or ``timeout`` passes (False)."""
         deadline = time.monotonic() + timeout.total_seconds()
         with self._idle:
             while self._busy and time.monotonic() < deadline:
@@ -123,8 +95,8 @@ class InFlight:
             return not self._busy
 
 
-class Jobs:
-    def __init__(self, metrics: Metrics, notifier: Notifier, in_flight: InFlight) -> None:
+class Ticks:
+    def __init__(self, metrics: Metrics, notifier: Notifier, in_flight: RunningTicks) -> None:
         self.metrics, self.notifier, self.in_flight = metrics, notifier, in_flight
 
     def schedule(self, run: Running) -> None:
@@ -268,7 +240,8 @@ class Jobs:
     def _prune_rejects(worker: Worker) -> int:
         with log_context(pipeline=worker.settings.name):
             try:
-                return prune_rejects(worker.runtime)
+                rt = worker.runtime
+                return prune_rejects(rt.source, rt.state, rt.name)
             except SyncdError as exc:  # the legacy DB is away: try again next time
                 logger.warning("%s", exc, extra={"event": "housekeeping_failed"})
                 return 0

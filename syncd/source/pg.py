@@ -46,6 +46,24 @@ _LOADERS = {
 }
 
 
+_PINNED = (
+    "SELECT set_config('DateStyle', 'ISO', false), set_config('IntervalStyle', 'postgres', false),"
+    " set_config('extra_float_digits', '3', false), set_config('bytea_output', 'hex', false)"
+)
+
+
+def pin_output_settings(connection: psycopg.Connection[Any]) -> None:
+    """Fix the session settings the text of a value depends on, so that the row fingerprint
+    PostgreSQL computes (``md5`` of the row's text, ``syncd.source.table``) is the same in every
+    session of syncd, whatever the server's, database's or role's defaults. extra_float_digits
+    3 makes float text exact on every version (before PostgreSQL 12, 0 rounds to 15 digits).
+    TimeZone is not pinned: psycopg reads timestamptz values in the session's zone, so pinning
+    it would change the values syncd sends; the fingerprint reads timestamptz at UTC instead.
+    None of these changes a value psycopg loads. Committed: a rolled-back SET is undone."""
+    connection.execute(_PINNED)
+    connection.commit()
+
+
 def register_lenient_loaders(adapters: AdaptersMap) -> None:
     """Install the loaders on a connection's adapters (text results, psycopg's default)."""
     for name, loader in _LOADERS.items():

@@ -1,7 +1,7 @@
 """`syncd import`'s files: the input CSV read by record, cut into parts within Zoho's limits,
 and Zoho's per-row results merged back into ``FILE.results.csv`` beside the input.
 
-File work only: no CRM and no state store (``syncd.engine.importer`` drives the jobs). Records
+File work only: no CRM and no state store (``syncd.importing.run`` drives the jobs). Records
 are numbered from 1 in file order (the header is not one); a record may span several lines
 (a quoted newline), so messages name both the record and the line it starts on.
 """

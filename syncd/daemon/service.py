@@ -1,7 +1,7 @@
 """`syncd run`: the daemon's life: preflight, READY, signals, reload, stop, the metrics endpoint.
 
-One BackgroundScheduler runs the jobs of ``syncd.jobs``: per pipeline a realtime tick every
-``poll_interval`` or a drain on its schedule, and a lease job that keeps (or waits for) each
+One BackgroundScheduler runs the ticks of ``syncd.daemon.ticks``: per pipeline a realtime tick every
+``poll_interval`` or a drain on its schedule, and a lease tick that keeps (or waits for) each
 pipeline's lease every few seconds, so a standby takes over soon after the active worker dies.
 The main thread only waits for signals: SIGTERM stops (the flush in flight finishes, within
 ``stop_timeout``; bulk jobs stay journaled), SIGHUP reloads the config or says why not.
@@ -21,14 +21,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from syncd.app import App, host_id
 from syncd.config import PipelineSettings, Settings, load_settings
+from syncd.daemon.metrics import Metrics, StateCollector
+from syncd.daemon.running import Running, Worker
+from syncd.daemon.sharing import forget_me
+from syncd.daemon.systemd import Notifier, watchdog_interval
+from syncd.daemon.ticks import RunningTicks, Ticks, scheduler_log
 from syncd.errors import SourceError, SyncdError
-from syncd.jobs import InFlight, Jobs, Running, Worker, scheduler_log
-from syncd.metrics import Metrics, StateCollector
 from syncd.model import RunCounts
 from syncd.notify.evaluate import Notifications
-from syncd.sharing import forget_me
 from syncd.state.lease import Lease, lease_for
-from syncd.systemd import Notifier, watchdog_interval
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ class Daemon:
         self.exit_code = 0
         self._stop = threading.Event()
         self._reload = threading.Event()
-        self._in_flight = InFlight()
-        self._jobs = Jobs(self.metrics, self.notifier, self._in_flight)
+        self._in_flight = RunningTicks()
+        self._ticks = Ticks(self.metrics, self.notifier, self._in_flight)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -141,7 +142,7 @@ class Daemon:
             else None
         )
         self.running = Running(app, workers, scheduler, notifications=notifications)
-        self._jobs.schedule(self.running)
+        self._ticks.schedule(self.running)
         scheduler.start()
         for name in workers:
             self.metrics.count(name, RunCounts())  # every pipeline shows up, from zero
@@ -180,7 +181,7 @@ class Daemon:
         return None if worker is None else worker.last_success
 
     def _halt(self) -> bool:
-        """Stop scheduling and wait (bounded) for the jobs in flight; False if they outlast it."""
+        """Stop scheduling and wait (bounded) for the ticks in flight; False if they outlast it."""
         run = self.running
         if run is None:
             return True

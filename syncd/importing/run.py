@@ -1,7 +1,7 @@
 """`syncd import`: one Bulk Write job per part of a CSV file, journaled like the sync's jobs.
 
 The journal (``syncd_bulk_jobs``) holds each part under a pseudo pipeline ``import:<file>:<id>``
-whose id is the file's content and the options (``csv_import.fingerprint``); its manifest lists
+whose id is the file's content and the options (``files.fingerprint``); its manifest lists
 the part's record numbers in upload order. A re-run of the same command therefore finds the jobs
 an earlier, killed run created, and polls and applies them instead of paying for them again.
 Settled rows live in the parts directory beside the input (one results file per part), so only
@@ -21,17 +21,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from syncd.credits import BULK_JOB_CREDITS
 from syncd.crm.bulk_csv import BulkLimits
-from syncd.crm.credits import BULK_JOB_CREDITS
-from syncd.csv_import import (
-    ImportSpec,
-    Part,
-    match_results,
-    part_rows,
-    settled_records,
-    write_part_results,
-    write_parts,
-)
 from syncd.engine.drain import AMBIGUOUS_CODES
 from syncd.errors import (
     BudgetExceeded,
@@ -40,6 +31,15 @@ from syncd.errors import (
     CrmRetriableError,
     SyncdError,
     UsageError,
+)
+from syncd.importing.files import (
+    ImportSpec,
+    Part,
+    match_results,
+    part_rows,
+    settled_records,
+    write_part_results,
+    write_parts,
 )
 from syncd.model import BulkFile, BulkJobStatus, JobState
 from syncd.ports import Clock, OpenJob

@@ -2,7 +2,7 @@
 
 Each pipeline has its own lease (``syncd.state.lease``), so any daemon can run any pipeline.
 Left alone, the first daemon to start would take every lease and the others would only stand
-by. Instead every daemon beats a row in ``syncd_hosts`` with its lease job, and takes at most
+by. Instead every daemon beats a row in ``syncd_hosts`` with its lease tick, and takes at most
 its fair share of the leases: ceil(pipelines / daemons alive). One that holds more than its
 share (it started first) gives one back per heartbeat, between two ticks of that pipeline, and
 a daemon below its share takes it. When a daemon dies, its locks go at once and its heartbeat
@@ -14,15 +14,12 @@ from __future__ import annotations
 import logging
 import math
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from syncd.app import host_id
+from syncd.daemon.running import Running
 from syncd.errors import SyncdError
 from syncd.state.hosts import HostStore
 from syncd.state.lease import HEARTBEAT
-
-if TYPE_CHECKING:
-    from syncd.jobs import Running
 
 logger = logging.getLogger(__name__)
 
