@@ -34,7 +34,6 @@ import dataclasses
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -102,7 +101,11 @@ class Scene:
 
     def drain(self) -> DrainResult:
         rt = self.app.runtime(self.app.settings.pipeline("orders"))
-        rt = dataclasses.replace(rt, clock=self.clock, bulk_poll_interval=timedelta(0))
+        rt = dataclasses.replace(
+            rt,
+            clock=self.clock,
+            tunables=dataclasses.replace(rt.tunables, bulk_poll_interval=timedelta(0)),
+        )
         return run_drain(rt, "initial")
 
     def calls(self) -> dict[str, int]:
@@ -435,6 +438,10 @@ def test_broken_answers_are_logged_in_one_line_each(
     assert not any("<html>" in r.getMessage() for r in caplog.records)
 
 
+def _served(server: EmulatorServer, fault: str) -> bool:
+    return bool(server.admin.stats()["faults"].get(fault))
+
+
 def test_the_daemon_rides_out_broken_answers(tmp_path: Path) -> None:
     """`syncd run` while answers come back as proxy error pages, then cut short, and its
     token is revoked: it keeps running, loses and duplicates nothing, and every change ends
@@ -452,13 +459,15 @@ def test_the_daemon_rides_out_broken_answers(tmp_path: Path) -> None:
         with SyncdProcess(config, tmp_path / "syncd.log") as daemon:
             daemon.wait_for("daemon_ready")
             wait_until(lambda: pending(db) == 0, 60, "initial rows synced", 0.5)
-            server.admin.set_faults(garble="html_200", garble_next=1)
-            for round_ in range(2):
+            for round_, garble in enumerate(("html_200", "truncated_json")):
+                server.admin.set_faults(garble=garble, garble_next=1)
                 if round_ == 1:
-                    server.admin.set_faults(garble="truncated_json", garble_next=1)
                     server.admin.expire_tokens()
                 _change(db, range(1 + round_ * 20, 21 + round_ * 20), f"note {round_}")
-                time.sleep(1)
+                # The next round replaces the fault: wait until this one has been served, or
+                # a slow runner would overwrite it before the daemon made a call.
+                fault = f"garble_{garble}"
+                wait_until(lambda: _served(server, fault), 60, f"{fault} served", 0.2)  # noqa: B023 - called here, in this iteration
             wait_until(lambda: pending(db) == 0, 90, "changes synced", 0.5)
             faults = server.admin.stats()["faults"]
             assert daemon.proc is not None and daemon.proc.poll() is None, "syncd stopped"
