@@ -12,6 +12,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from syncd.crashpoints import crash_point
@@ -26,6 +27,7 @@ from syncd.engine.apply import (
 )
 from syncd.engine.backoff import BULK_PAUSE_AFTER, BULK_SCOPE, next_attempt
 from syncd.engine.budget import ensure_affordable
+from syncd.engine.pace import JobPace
 from syncd.engine.planner import BREAK_EVEN, plan_backlog
 from syncd.engine.progress import ProgressCallback, ProgressTracker
 from syncd.engine.runtime import PipelineRuntime, ensure_may_send
@@ -50,12 +52,6 @@ from syncd.ports import Clock, EngineState, OpenJob, Source
 
 logger = logging.getLogger(__name__)
 
-_MAX_POLL_WAIT = 60.0
-_POLL_GROWTH = 1.2
-"""Each wait for a running job is this much longer than the last: a finished job is seen at
-most a fifth of its run time late (1.5 made it up to a third, and k jobs at once then run
-noticeably fewer than k), for a few more status calls per job."""
-
 AMBIGUOUS_CODES = frozenset({"TIMEOUT", "TRANSPORT_ERROR", "BAD_RESPONSE"})
 """A call that failed so: the request left, and Zoho may have acted on it (BAD_RESPONSE: an
 answer came back but cannot be read, e.g. a proxy's HTML page or a body cut short)."""
@@ -73,6 +69,7 @@ class InFlight:
     rows: list[PendingRow]
     file_path: str
     keys: tuple[str, ...]  # every key of the job's file: a result naming others is not trusted
+    created_at: datetime | None = None  # when Zoho took it (None: resumed from the journal)
 
 
 @dataclass
@@ -89,10 +86,11 @@ def drain(
     tracker = ProgressTracker(on_progress)
     counts = recover_jobs(rt, tracker)
     prune_rejects(rt.source, rt.state, rt.name)
+    pace = JobPace(rt.tunables.bulk_poll_interval.total_seconds())
     rounds = 0
     while rounds < MAX_ROUNDS and not rt.stop.is_set():
         rounds += 1
-        sent, round_counts = _drain_round(rt, run_id, counts, tracker)
+        sent, round_counts = _drain_round(rt, run_id, counts, tracker, pace)
         counts = counts + round_counts
         if sent == 0:
             return DrainResult(counts, rounds, _left_while_paused(rt))
@@ -108,6 +106,7 @@ def _drain_round(
     run_id: int | None,
     before: RunCounts,
     tracker: ProgressTracker,
+    pace: JobPace,
 ) -> tuple[int, RunCounts]:
     counts = RunCounts()
     in_flight: deque[InFlight] = deque()
@@ -147,7 +146,7 @@ def _drain_round(
             _log_plan(rt.name, plan_backlog(page.read))
             try:
                 while batch:
-                    job, counts = _start_when_room(rt, batch, in_flight, tracker, counts)
+                    job, counts = _start_when_room(rt, batch, in_flight, tracker, counts, pace)
                     in_flight.append(job)
                     tracker.job_started(job.job_id, len(job.keys))
                     tracker.settled(before + counts)
@@ -156,10 +155,10 @@ def _drain_round(
                 del batch, page  # the next page is read without this one's lean rows map
             tracker.settled(before + counts)
     except BudgetExceeded:
-        _finish_in_flight(rt, in_flight)  # paid for already: apply them before giving up
+        _finish_in_flight(rt, in_flight, pace)  # paid for already: apply them before giving up
         raise
     return sent, counts + _finish_in_flight(
-        rt, in_flight, lambda c: tracker.settled(before + counts + c), tracker
+        rt, in_flight, pace, lambda c: tracker.settled(before + counts + c), tracker
     )
 
 
@@ -205,6 +204,7 @@ def _start_when_room(
     in_flight: deque[InFlight],
     tracker: ProgressTracker,
     counts: RunCounts,
+    pace: JobPace,
 ) -> tuple[InFlight, RunCounts]:
     """Start the batch's next job, and the counts with any job finished meanwhile.
 
@@ -217,7 +217,7 @@ def _start_when_room(
     if len(in_flight) >= rt.tunables.jobs_in_flight:
         oldest = in_flight.popleft()
         counts = counts + finish_job(
-            rt, oldest, tracker, lambda: started.append(batch.start_next())
+            rt, oldest, tracker, lambda: started.append(batch.start_next()), pace
         )
     if not started:  # nothing was waited for, or the oldest could never finish
         started.append(batch.start_next())
@@ -227,6 +227,7 @@ def _start_when_room(
 def _finish_in_flight(
     rt: PipelineRuntime,
     in_flight: deque[InFlight],
+    pace: JobPace,
     report: Callable[[RunCounts], None] | None = None,
     tracker: ProgressTracker | None = None,
 ) -> RunCounts:
@@ -234,7 +235,7 @@ def _finish_in_flight(
     start applies them."""
     counts = RunCounts()
     while in_flight and not rt.stop.is_set():
-        counts = counts + finish_job(rt, in_flight.popleft(), tracker)
+        counts = counts + finish_job(rt, in_flight.popleft(), tracker, pace=pace)
         if report is not None:
             report(counts)
     return counts
@@ -325,7 +326,8 @@ def _start_job(
             "zipped_bytes": file.zipped_bytes,
         },
     )
-    return InFlight(entry, job_id, [by_key[k] for k in file.keys], file.path, tuple(file.keys))
+    rows = [by_key[k] for k in file.keys]
+    return InFlight(entry, job_id, rows, file.path, tuple(file.keys), rt.clock.now())
 
 
 def _create_job(
@@ -358,30 +360,44 @@ def _uncertain(rt: PipelineRuntime, entry: int, rows: int, why: str) -> None:
 
 
 def wait_for_job(
-    rt: PipelineRuntime, job_id: str, tracker: ProgressTracker | None = None
+    rt: PipelineRuntime,
+    job: InFlight,
+    tracker: ProgressTracker | None = None,
+    pace: JobPace | None = None,
 ) -> BulkJobStatus:
-    """Poll with backoff until the job finishes or ``bulk_job_timeout`` passes; ``tracker``
-    hears each poll (the processed count Zoho reports while the job runs)."""
-    deadline = rt.clock.now() + rt.tunables.bulk_job_timeout
-    wait = rt.tunables.bulk_poll_interval.total_seconds()
-    while True:
+    """Poll until the job finishes or ``bulk_job_timeout`` passes, when ``pace`` says (at
+    once, then on a growing interval, when it knows nothing); ``tracker`` hears each poll
+    (the processed count Zoho reports while the job runs)."""
+    now = rt.clock.now()
+    deadline = now + rt.tunables.bulk_job_timeout
+    created_at = job.created_at or now
+    pace = pace or JobPace(rt.tunables.bulk_poll_interval.total_seconds())
+    running_at: float | None = None
+    for wait in pace.waits(len(job.keys), (now - created_at).total_seconds()):
+        if wait and rt.stop.wait(wait):  # a stop ends the wait at once, not after the poll
+            raise Stopped(
+                f"stopping: bulk job {job.job_id} stays journaled and is applied next start"
+            )
         ensure_may_send(rt)
-        status = rt.crm.bulk_job_status(job_id)
+        asked = rt.clock.now()
+        status = rt.crm.bulk_job_status(job.job_id)
         if tracker is not None:
             tracker.job_polled(status)
         crash_point("after_job_polled")
         if status.finished:
+            if job.created_at is not None:  # a resumed job's age is not its run time
+                pace.learn(len(job.keys), running_at)
             return status
-        if rt.clock.now() >= deadline:
+        now = rt.clock.now()
+        if now >= deadline:
             raise CrmRetriableError(
-                f"bulk job {job_id} still {status.state} after {rt.tunables.bulk_job_timeout}; "
-                "it stays "
-                "in the journal and is applied when syncd next starts",
+                f"bulk job {job.job_id} still {status.state} after "
+                f"{rt.tunables.bulk_job_timeout}; it stays in the journal and is applied when "
+                "syncd next starts",
                 code="JOB_TIMEOUT",
             )
-        if rt.stop.wait(wait):  # a stop ends the wait at once, not after the next poll
-            raise Stopped(f"stopping: bulk job {job_id} stays journaled and is applied next start")
-        wait = min(wait * _POLL_GROWTH, _MAX_POLL_WAIT)
+        running_at = (asked - created_at).total_seconds()  # it ran at least this long
+    raise AssertionError("JobPace.waits is endless")  # pragma: no cover
 
 
 def finish_job(
@@ -389,6 +405,7 @@ def finish_job(
     job: InFlight,
     tracker: ProgressTracker | None = None,
     on_finished: Callable[[], None] | None = None,
+    pace: JobPace | None = None,
 ) -> RunCounts:
     """Wait for a job, apply its result, settle the journal and remove the file.
 
@@ -400,7 +417,7 @@ def finish_job(
     once the bulk backoff has passed.
     """
     try:
-        status = wait_for_job(rt, job.job_id, tracker)
+        status = wait_for_job(rt, job, tracker, pace)
     except CrmFatalError as exc:
         return _close_unfinishable(rt, job, str(exc), tracker)
     if on_finished is not None:  # outside the try: its errors are not this job's
