@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -155,6 +156,8 @@ def one_size(args: argparse.Namespace, rows: int) -> SyncRun:
             stats = server.admin.stats()
         if code != 0:
             print((workdir / "syncd.log").read_text()[-3000:])
+        if args.keep_log:  # the JSON log's timestamps show when each job was created and read
+            shutil.copyfile(log, args.keep_log)
         bulk = stats["bulk"]
         return SyncRun(
             rows=rows,
@@ -213,6 +216,7 @@ def main() -> None:
     parser.add_argument(
         "--py-spy", help="sample the command with py-spy (if installed) into this file"
     )
+    parser.add_argument("--keep-log", help="copy syncd's log of the (last) run to this file")
     args = parser.parse_args()
     runs = [one_size(args, rows) for rows in args.rows or [1_000_000]]
     for run in runs:
