@@ -6,6 +6,7 @@ This is the one place that turns a ``SyncdError`` into a message and an exit cod
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -77,11 +78,28 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     ctx.obj = {"config_path": config_path, "debug": debug}
 
 
+GC_THRESHOLD = (25_000, 10, 10)
+"""The cyclic collector runs after this many new container objects (700 by default). An
+initial sync makes millions of short-lived rows, dicts and outcomes that reference counting
+frees; with 700 the collector ran every few hundred rows and walked every live row each time:
+25 % of syncd's CPU at 200,000 rows (BENCHMARKS.md). Cycles are still collected, in batches."""
+
+
+def _tune_gc() -> None:
+    """Freeze what start-up made (modules, the CLI: never garbage) out of the collector's
+    walks, and collect every ``GC_THRESHOLD`` allocations. Once per process: a test calling
+    ``main`` again must not freeze its own garbage."""
+    if gc.get_threshold() != GC_THRESHOLD:
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLD)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map errors to one line and an exit code."""
     # Every file and directory syncd creates (state store, bulk and dry-run files, lock files)
     # is its user's only: they hold tokens and order data. Set once, before anything is written.
     os.umask(0o077)
+    _tune_gc()
     try:
         # Without standalone mode click returns the code of a click.exceptions.Exit.
         code = cli.main(args=argv, prog_name="syncd", standalone_mode=False)
