@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from itertools import repeat
 from operator import attrgetter, methodcaller
@@ -179,14 +179,33 @@ def _whole_date(_tz: tzinfo) -> Callable[[list[Any]], list[str] | None]:
 
 
 def _whole_datetime(tz: tzinfo) -> Callable[[list[Any]], list[str] | None]:
-    in_zone = methodcaller("replace", tzinfo=tz)
+    """Naive values in ``tz``: each value's own ISO text and its zone's offset text, the
+    offset's text made once per offset (``replace(tzinfo=tz).isoformat()`` per value made a
+    new datetime and formatted its offset anew: 1.4 µs a value, 0.5 µs so in UTC)."""
     text = methodcaller("isoformat", timespec="seconds")
     zone_of = attrgetter("tzinfo")
+    fixed = tz.utcoffset(None)  # UTC and fixed offsets have one; zones with DST have none
+    suffixes: dict[timedelta | None, str] = {}
+
+    def suffix(value: datetime, offset: timedelta | None) -> str:
+        if offset not in suffixes:
+            aware = value.replace(tzinfo=tz).isoformat(timespec="seconds")
+            suffixes[offset] = aware[len(text(value)) :]
+        return suffixes[offset]
 
     def whole(values: list[Any]) -> list[str] | None:
         if not _only(values, datetime) or set(map(zone_of, values)) - {None}:
             return None  # aware values: cell by cell (their offset is kept)
-        return list(map(text, map(in_zone, values)))
+        if not values:
+            return []
+        if fixed is not None:
+            end = suffix(values[0], fixed)
+            return [t + end for t in map(text, values)]
+        offsets = list(map(tz.utcoffset, values))  # a naive value is read as wall time in tz
+        return [
+            t + (suffixes.get(o) or suffix(v, o))
+            for t, v, o in zip(map(text, values), values, offsets, strict=True)
+        ]
 
     return whole
 

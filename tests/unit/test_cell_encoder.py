@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -130,3 +130,30 @@ def test_a_whole_column_encodes_as_its_cells_do(ftype: FieldType) -> None:
     columns = [*HOMOGENEOUS, *([v, None, v] for v in VALUES), VALUES]
     for values in columns:
         assert _column(values, ftype) == _reference_column(values, ftype), (ftype, values)
+
+
+ZONES: list[tzinfo] = [
+    ZoneInfo("Europe/Berlin"),  # DST: the offset differs from value to value
+    ZoneInfo("UTC"),  # the default: one offset
+    timezone(timedelta(hours=5, minutes=30)),
+    ZoneInfo("America/St_Johns"),  # half-hour offsets, DST
+    timezone(timedelta(hours=-3, seconds=-20)),  # an offset in seconds
+]
+
+NAIVE_TIMES: list[datetime] = [
+    datetime(2025, 1, 31, 23, 59, 59, 999999),
+    datetime(2025, 3, 30, 2, 30),  # Berlin: skipped by the spring change
+    datetime(2025, 10, 26, 2, 30),  # Berlin: twice in the autumn change (fold 0)
+    datetime(2025, 10, 26, 2, 30, fold=1),  # ... and the second time
+    datetime(2025, 7, 1, 8),
+    datetime(1, 1, 1),
+    datetime(9999, 12, 31, 23, 59, 59),
+]
+
+
+@pytest.mark.parametrize("tz", ZONES, ids=str)
+def test_a_datetime_column_encodes_as_its_cells_do_in_every_zone(tz: tzinfo) -> None:
+    values: list[object] = [*NAIVE_TIMES, None, NAIVE_TIMES[0]]
+    reference = [to_csv_cell(v, FieldType.DATETIME, tz) for v in values]
+    assert csv_column_encoder(FieldType.DATETIME, tz)(values) == reference
+    assert [csv_cell_encoder(FieldType.DATETIME, tz)(v) for v in values] == reference
