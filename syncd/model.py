@@ -244,6 +244,24 @@ class Outcome:
     def confirmed(self) -> bool:
         return self.kind in _WRITTEN  # asked per row several times: no enum lookups here
 
+    @classmethod
+    def written(cls, key: str, kind: OutcomeKind, record_id: str | None) -> Outcome:
+        """``Outcome(key, kind, record_id=record_id)``, its fields set at once: a bulk result
+        gives 25,000 of them, and the frozen ``__init__`` (a guarded set per field) cost
+        0.8 µs each, 0.3 µs so."""
+        made = object.__new__(cls)
+        made.__dict__.update(
+            key=key,
+            kind=kind,
+            record_id=record_id,
+            code=None,
+            field=None,
+            message=None,
+            matched_by=None,
+            holder_id=None,
+        )
+        return made
+
 
 class JobState(enum.StrEnum):
     """A bulk job as syncd's journal knows it."""

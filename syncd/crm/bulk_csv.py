@@ -270,7 +270,7 @@ def parse_bulk_result(data: bytes) -> list[Outcome]:
             # The common row (written, with its id) without a dict of its cells.
             kind = written.get(row[status_at].strip().upper()) if status_at < len(row) else None
             if kind is not None and id_at is not None and id_at < len(row):
-                outcomes[row[0]] = Outcome(row[0], kind, record_id=row[id_at].strip() or None)
+                outcomes[row[0]] = Outcome.written(row[0], kind, row[id_at].strip() or None)
             else:
                 outcomes[row[0]] = result_outcome(row[0], dict(zip(header, row, strict=False)))
     except csv.Error as exc:
