@@ -114,6 +114,7 @@ def run_command(
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - began
     child.returncode = os.waitstatus_to_exitcode(status)
+    print(f"syncd CPU: user {usage.ru_utime:.1f} s, system {usage.ru_stime:.1f} s")
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, child.returncode
 
 

@@ -71,7 +71,7 @@ def build_bulk_files(
                     raise ValueError(
                         f"row {row.key!r} has {len(row.cells)} cells for {len(columns)} columns"
                     )
-                line = encode([row.key, *row.cells])
+                line = encode(row)
                 if current is not None and not current.fits(line, limits):
                     finished, current = current.close(), None
                     yield finished
@@ -132,11 +132,11 @@ def _block_fits(
     limits: BulkLimits,
 ) -> bytes | None:
     """The block's CSV lines when all of it may go into ``current`` at once, else None."""
-    if current is None or set(map(len, (row.cells for row in block))) != {width}:
+    if current is None or set(map(len, block)) != {width + 1}:  # the key, then the cells
         return None
     if not current.fits_rows(len(block), limits):
         return None
-    data = encode.many([(row.key, *row.cells) for row in block])
+    data = encode.many(block)
     return data if current.fits(data, limits) else None
 
 

@@ -107,7 +107,7 @@ class FieldEncoder:
         except ValueNotRepresentable:
             return None
         keys = [row.key_text for row in rows]
-        return list(map(BulkRow, keys, zip(*columns, strict=True))) if columns else None
+        return BulkRow.of_columns(keys, columns) if columns else None
 
     def bulk_columns(self) -> list[BulkColumn]:
         return [
