@@ -133,12 +133,20 @@ def assert_no_job_paid_twice(
     assert [k for k, n in sent_in.items() if n > 1] == [], f"rows sent in two paid jobs {why}"
     assert set(journaled) <= set(emulator_jobs), why
     orphans = set(emulator_jobs) - set(journaled)
+    # A killed run stays "running" until the next process takes the lease, which marks it
+    # "interrupted" (its worker stopped without finishing): both are killed runs here.
     last_of_killed_run = {
         max(e.id for e in entries if e.run_id == run_id)
         for run_id, status in run_status.items()
-        if status == "running" and any(e.run_id == run_id for e in entries)
+        if status in ("running", "interrupted") and any(e.run_id == run_id for e in entries)
     }
-    unnamed = [e for e in entries if e.job_id is None and e.id in last_of_killed_run]
+    unnamed = [
+        e
+        for e in entries
+        if e.job_id is None
+        and e.id in last_of_killed_run
+        and e.state == JobState.UNCERTAIN.value  # the create call was out when it died
+    ]
     assert len(orphans) <= len(unnamed), (
         f"Zoho has {len(orphans)} job(s) syncd never journaled {why}"
     )
