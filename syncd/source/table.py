@@ -7,7 +7,6 @@ reflected ``Table``/``Column`` objects, so the dialect quotes them; values are a
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import re
 import warnings
@@ -54,6 +53,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchTableError, SAWarning, SQLAlchemyEr
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType, TypeEngine
 
+from syncd import jsontext
 from syncd.crashpoints import crash_point
 from syncd.dbretry import retried
 from syncd.errors import SourceError
@@ -610,7 +610,7 @@ class LegacyTable:
         later waits for this transaction and then sets the flag false itself."""
         key = self._col(self.spec.key)
         flag = self._col(self.spec.flag)
-        fingerprints = json.dumps({r.key_text: r.fingerprint for r in sent})
+        fingerprints = jsontext.dumps({r.key_text: r.fingerprint for r in sent})
         given = cast(bindparam("sent", fingerprints, type_=String()), postgresql.JSON())
         pairs = func.json_each_text(given).table_valued("key", "value")
         flagging = (
@@ -646,13 +646,13 @@ class LegacyTable:
         plain = all(type(k) in (int, str) for k in keys)
         if dialect == "postgresql" and plain and isinstance(key.type, Integer | String):
             # A JSON text, not an array: psycopg dumps an array element by element in Python.
-            given = cast(bindparam("keys", json.dumps(keys), type_=String()), postgresql.JSON())
+            given = cast(bindparam("keys", jsontext.dumps(keys), type_=String()), postgresql.JSON())
             elements = func.json_array_elements_text(given).table_valued("value")
             return key.in_(select(cast(elements.c.value, key.type)))
         if dialect == "postgresql":
             return key == any_(bindparam("keys", keys, type_=postgresql.ARRAY(key.type)))
         if dialect == "sqlite" and plain:
-            listed = func.json_each(bindparam("keys", json.dumps(keys), type_=String()))
+            listed = func.json_each(bindparam("keys", jsontext.dumps(keys), type_=String()))
             return key.in_(select(literal_column("value")).select_from(listed))
         return key.in_(keys)
 

@@ -41,6 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from syncd import jsontext
 from syncd.dbretry import retried
 from syncd.errors import StateError
 from syncd.model import Backoff, Identity, JobState, Reject, RunCounts
@@ -155,7 +156,7 @@ def _identity_statements(dialect: str) -> tuple[Any, Any]:
 
 def _identity_rows(items: Iterable[Identity]) -> str:
     """``items`` as the JSON parameter of ``_identity_statements``."""
-    return json.dumps([[i.key, i.record_id, i.content_hash] for i in items], separators=(",", ":"))
+    return jsontext.dumps([[i.key, i.record_id, i.content_hash] for i in items])
 
 
 def _stamp_groups(
@@ -181,7 +182,7 @@ def _one_param_in(conn: Connection, column: Any, values: list[str]) -> Any:
     list of placeholders rendered for each chunk."""
     if conn.dialect.name == "postgresql":
         return column == any_(bindparam("values", values, type_=postgresql.ARRAY(String())))
-    listed = func.json_each(bindparam("values", json.dumps(values), type_=String()))
+    listed = func.json_each(bindparam("values", jsontext.dumps(values), type_=String()))
     return column.in_(select(literal_column("value")).select_from(listed))
 
 
@@ -477,7 +478,7 @@ class StateStore:
             "job_id": None,
             "file_path": file_path,
             "rows": len(manifest),
-            "manifest": json.dumps(manifest, separators=(",", ":")),
+            "manifest": jsontext.dumps(manifest),
             "created_at": now,
             "updated_at": now,
         }
