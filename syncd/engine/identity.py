@@ -325,7 +325,7 @@ def remember(
             continue
         marked = o.key in confirmation.marked
         items.append(
-            Identity(
+            Identity.of(
                 o.key,
                 o.record_id,
                 now,
