@@ -405,14 +405,19 @@ class LegacyTable:
         # object per row cost about 1 µs.
         fetch = result.cursor.fetchmany if self._raw_rows() else result.fetchmany
         # Until an empty part: PyMySQL ends with (), the others with [].
-        for row in itertools.chain.from_iterable(itertools.takewhile(bool, _parts(fetch))):
-            picked = pick(row) if len(compared) > 1 else (pick(row),)
-            if not _UNSTABLE.isdisjoint(map(type, picked)):
-                picked = tuple(map(_stable, picked))
-            values = dict(zip(compared, picked, strict=True))
-            rows.append(
-                made(row[key_at], values, row[-1]) if made else PendingRow(row[key_at], values)
-            )
+        for part in itertools.takewhile(bool, _parts(fetch)):
+            picked = list(map(pick, part)) if len(compared) > 1 else [(pick(r),) for r in part]
+            if not self._on_server:  # psycopg 3 gives bytes, never a buffer: no check there
+                picked = [
+                    _stable_all(p) if not _UNSTABLE.isdisjoint(map(type, p)) else p for p in picked
+                ]
+            # A part's rows made by C-level maps: no Python loop step per row.
+            keys = map(itemgetter(key_at), part)
+            values = map(dict, map(zip, itertools.repeat(compared), picked))
+            if made is not None:
+                rows.extend(map(made, keys, values, map(itemgetter(-1), part)))
+            else:
+                rows.extend(map(PendingRow, keys, values))
         result.close()
         return rows
 
@@ -721,6 +726,10 @@ def _same(a: Any, b: Any) -> bool:
 
 
 _UNSTABLE = frozenset({memoryview, bytearray})
+
+
+def _stable_all(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(map(_stable, values))
 
 
 def _parts(fetch: Callable[[int], Sequence[Any]]) -> Iterator[Sequence[Any]]:
