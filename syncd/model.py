@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 
 class FieldType(enum.StrEnum):
@@ -109,6 +109,8 @@ class TableSpec:
         return list(seen)
 
 
+_Made = TypeVar("_Made")
+
 _NO_VALUES: Mapping[str, Any] = MappingProxyType({})
 """The values of every lean row (``PendingRow.lean``)."""
 
@@ -169,6 +171,16 @@ def _assembled(key: Any, values: Mapping[str, Any], fingerprint: str, key_text: 
     _SET_FINGERPRINT(row, fingerprint)
     _SET_KEY_TEXT(row, key_text)
     return row
+
+
+def _set_at_once(cls: type[_Made], **fields: Any) -> _Made:
+    """An instance of the frozen dataclass ``cls`` (without slots) holding ``fields``, every
+    field given, in field order: its ``__init__`` sets each field through a guarded
+    ``object.__setattr__`` (0.8 µs for an ``Outcome``, about 0.4 µs so). For the objects made
+    once per row of an initial sync."""
+    made = object.__new__(cls)
+    made.__dict__.update(fields)
+    return made
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,11 +277,10 @@ class Outcome:
 
     @classmethod
     def written(cls, key: str, kind: OutcomeKind, record_id: str | None) -> Outcome:
-        """``Outcome(key, kind, record_id=record_id)``, its fields set at once: a bulk result
-        gives 25,000 of them, and the frozen ``__init__`` (a guarded set per field) cost
-        0.8 µs each, 0.3 µs so."""
-        made = object.__new__(cls)
-        made.__dict__.update(
+        """``Outcome(key, kind, record_id=record_id)``, made by ``_set_at_once``: a bulk
+        result gives 25,000 of them."""
+        return _set_at_once(
+            cls,
             key=key,
             kind=kind,
             record_id=record_id,
@@ -279,7 +290,6 @@ class Outcome:
             matched_by=None,
             holder_id=None,
         )
-        return made
 
 
 class JobState(enum.StrEnum):
@@ -368,17 +378,15 @@ class Identity:
         confirmed_at: datetime | None,
         content_hash: str | None,
     ) -> Identity:
-        """``Identity(...)`` with its fields set at once (0.6 -> 0.3 µs; one per confirmed
-        row, see ``Outcome.written``)."""
-        made = object.__new__(cls)
-        made.__dict__.update(
+        """``Identity(...)``, made by ``_set_at_once``: one per confirmed row."""
+        return _set_at_once(
+            cls,
             key=key,
             record_id=record_id,
             seen_at=seen_at,
             confirmed_at=confirmed_at,
             content_hash=content_hash,
         )
-        return made
 
 
 @dataclass(frozen=True)

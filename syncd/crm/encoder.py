@@ -50,28 +50,17 @@ class FieldEncoder:
         # text (find_by = that field); on the records API the id found by Search Records goes.
         self.parent_fields = [f for f in self.fields if f.parent_field is not None]
         # One converter per column, chosen here: the type dispatch is not paid per cell.
-        self._cells = [
-            (
-                f.column,
-                _key_cell
-                if f.lookup is not None or f.parent_field is not None
-                else _before(
-                    self._prepare[f.api_name], csv_cell_encoder(self.types[f.api_name], tz)
-                ),
-            )
-            for f in self.fields
-        ]
-        self._columns = [
-            (
-                f.column,
-                _key_column
-                if f.lookup is not None or f.parent_field is not None
-                else _before_all(
-                    self._prepare[f.api_name], csv_column_encoder(self.types[f.api_name], tz)
-                ),
-            )
-            for f in self.fields
-        ]
+        self._cells: list[tuple[str, Callable[[Any], str]]] = []
+        self._columns: list[tuple[str, Callable[[list[Any]], list[str]]]] = []
+        for f in self.fields:
+            cell: Callable[[Any], str] = _key_cell
+            column: Callable[[list[Any]], list[str]] = _key_column
+            if f.lookup is None and f.parent_field is None:
+                ftype, prepare = self.types[f.api_name], self._prepare[f.api_name]
+                cell = _before(prepare, csv_cell_encoder(ftype, tz))
+                column = _before_all(prepare, csv_column_encoder(ftype, tz))
+            self._cells.append((f.column, cell))
+            self._columns.append((f.column, column))
 
     def record(self, row: PendingRow, parents: ParentIds | None = None) -> CrmRecord:
         """``parents`` holds the record id of every parent the row's lookups name (rows whose

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from operator import itemgetter
 from typing import Any
 
@@ -172,7 +173,6 @@ class LegacyTable:
         # PostgreSQL fingerprints each row as it reads it, and compares there at confirmation;
         # only through psycopg, whose connections get the pinned output settings it relies on.
         self._on_server = (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
-        self._raw: bool | None = None  # see _raw_rows
 
     @property
     def table(self) -> Table:
@@ -403,13 +403,14 @@ class LegacyTable:
         # The driver's own rows where SQLAlchemy would only wrap them (no column of the query
         # is converted on the way: the compared ones are read raw, see _select_rows): a Row
         # object per row cost about 1 µs.
-        fetch = result.cursor.fetchmany if self._raw_rows() else result.fetchmany
+        fetch = result.cursor.fetchmany if self._raw_rows else result.fetchmany
         # Until an empty part: PyMySQL ends with (), the others with [].
         for part in itertools.takewhile(bool, _parts(fetch)):
             picked = list(map(pick, part)) if len(compared) > 1 else [(pick(r),) for r in part]
             if not self._on_server:  # psycopg 3 gives bytes, never a buffer: no check there
                 picked = [
-                    _stable_all(p) if not _UNSTABLE.isdisjoint(map(type, p)) else p for p in picked
+                    p if _UNSTABLE.isdisjoint(map(type, p)) else tuple(map(_stable, p))
+                    for p in picked
                 ]
             # A part's rows made by C-level maps: no Python loop step per row.
             keys = map(itemgetter(key_at), part)
@@ -421,16 +422,13 @@ class LegacyTable:
         result.close()
         return rows
 
+    @cached_property
     def _raw_rows(self) -> bool:
         """Whether SQLAlchemy converts no column of a ``_select_rows`` result (the key's type
         might: SQLite keeps a DATETIME key as text), so the DBAPI cursor's rows are the same."""
-        if self._raw is None:
-            dialect = self.engine.dialect
-            typed = [self._col(self.spec.key).type, Text()]  # the key, the fingerprint
-            self._raw = all(
-                t.dialect_impl(dialect).result_processor(dialect, None) is None for t in typed
-            )
-        return self._raw
+        dialect = self.engine.dialect
+        typed = [self._col(self.spec.key).type, Text()]  # the key, the fingerprint
+        return all(t.dialect_impl(dialect).result_processor(dialect, None) is None for t in typed)
 
     @_retried
     def pending_batch(self, after_key: Any | None, limit: int) -> list[PendingRow]:
@@ -726,10 +724,6 @@ def _same(a: Any, b: Any) -> bool:
 
 
 _UNSTABLE = frozenset({memoryview, bytearray})
-
-
-def _stable_all(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(map(_stable, values))
 
 
 def _parts(fetch: Callable[[int], Sequence[Any]]) -> Iterator[Sequence[Any]]:
