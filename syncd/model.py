@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from itertools import repeat
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple
 
 
 class FieldType(enum.StrEnum):
@@ -109,8 +111,6 @@ class TableSpec:
         return list(seen)
 
 
-_Made = TypeVar("_Made")
-
 _NO_VALUES: Mapping[str, Any] = MappingProxyType({})
 """The values of every lean row (``PendingRow.lean``)."""
 
@@ -171,16 +171,6 @@ def _assembled(key: Any, values: Mapping[str, Any], fingerprint: str, key_text: 
     _SET_FINGERPRINT(row, fingerprint)
     _SET_KEY_TEXT(row, key_text)
     return row
-
-
-def _set_at_once(cls: type[_Made], **fields: Any) -> _Made:
-    """An instance of the frozen dataclass ``cls`` (without slots) holding ``fields``, every
-    field given, in field order: its ``__init__`` sets each field through a guarded
-    ``object.__setattr__`` (0.8 µs for an ``Outcome``, about 0.4 µs so). For the objects made
-    once per row of an initial sync."""
-    made = object.__new__(cls)
-    made.__dict__.update(fields)
-    return made
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -253,12 +243,16 @@ class OutcomeKind(enum.StrEnum):
     RETRY = "retry"  # not processed (transient); send again later
 
 
-_WRITTEN = frozenset({OutcomeKind.ADDED, OutcomeKind.UPDATED})
+WRITTEN = frozenset({OutcomeKind.ADDED, OutcomeKind.UPDATED})
+"""The kinds of outcome that wrote the record (``Outcome.confirmed``), for code that tests many
+outcomes without a property call each."""
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """Zoho's answer for one record, matched to the legacy key (never to a position)."""
+class Outcome(NamedTuple):
+    """Zoho's answer for one record, matched to the legacy key (never to a position).
+
+    A named tuple, not a dataclass: a bulk result gives 25,000 a job, and ``written_many``
+    makes them without a Python call each."""
 
     key: str
     kind: OutcomeKind
@@ -273,23 +267,17 @@ class Outcome:
 
     @property
     def confirmed(self) -> bool:
-        return self.kind in _WRITTEN  # asked per row several times: no enum lookups here
+        # Identity, not ``in WRITTEN``: an enum member's hash is a Python call.
+        return self.kind is OutcomeKind.ADDED or self.kind is OutcomeKind.UPDATED
 
     @classmethod
-    def written(cls, key: str, kind: OutcomeKind, record_id: str | None) -> Outcome:
-        """``Outcome(key, kind, record_id=record_id)``, made by ``_set_at_once``: a bulk
-        result gives 25,000 of them."""
-        return _set_at_once(
-            cls,
-            key=key,
-            kind=kind,
-            record_id=record_id,
-            code=None,
-            field=None,
-            message=None,
-            matched_by=None,
-            holder_id=None,
-        )
+    def written_many(
+        cls, keys: Iterable[str], kinds: Iterable[OutcomeKind], record_ids: Iterable[str | None]
+    ) -> list[Outcome]:
+        """``Outcome(key, kind, record_id=record_id)`` for each key, in order."""
+        given = zip(keys, kinds, record_ids, strict=True)
+        whole = map(operator.add, given, repeat((None,) * 5))  # code, field, ... holder_id
+        return list(map(partial(tuple.__new__, cls), whole))
 
 
 class JobState(enum.StrEnum):
@@ -359,34 +347,17 @@ class Reject:
     attempts: int = 1
 
 
-@dataclass(frozen=True)
-class Identity:
-    """The CRM record a legacy key owns, and what was last confirmed there (if anything)."""
+class Identity(NamedTuple):
+    """The CRM record a legacy key owns, and what was last confirmed there (if anything).
+
+    A named tuple, not a dataclass: an initial sync makes one per confirmed row, and a tuple is
+    made in a third of the time (0.2 µs against 0.6 µs for a frozen dataclass set at once)."""
 
     key: str
     record_id: str
     seen_at: datetime
     confirmed_at: datetime | None = None
     content_hash: str | None = None
-
-    @classmethod
-    def of(
-        cls,
-        key: str,
-        record_id: str,
-        seen_at: datetime,
-        confirmed_at: datetime | None,
-        content_hash: str | None,
-    ) -> Identity:
-        """``Identity(...)``, made by ``_set_at_once``: one per confirmed row."""
-        return _set_at_once(
-            cls,
-            key=key,
-            record_id=record_id,
-            seen_at=seen_at,
-            confirmed_at=confirmed_at,
-            content_hash=content_hash,
-        )
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,14 @@ import csv
 import io
 import itertools
 import logging
+import operator
 import os
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from syncd.credits import BULK_MAX_ROWS
 from syncd.crm.upsert import RETRYABLE_CODES
@@ -259,25 +261,38 @@ def parse_bulk_result(data: bytes) -> list[Outcome]:
     header = [cell.strip().upper() for cell in next(reader, [])]
     if "STATUS" not in header:
         raise CrmRetriableError("the bulk result CSV has no STATUS column", code="BAD_RESULT")
-    outcomes: dict[str, Outcome] = {}
     status_at = header.index("STATUS")
     id_at = header.index("RECORD_ID") if "RECORD_ID" in header else None
-    written = {"ADDED": OutcomeKind.ADDED, "UPDATED": OutcomeKind.UPDATED}
     try:
-        for row in reader:
-            if not row:
-                continue
-            # The common row (written, with its id) without a dict of its cells.
-            kind = written.get(row[status_at].strip().upper()) if status_at < len(row) else None
-            if kind is not None and id_at is not None and id_at < len(row):
-                outcomes[row[0]] = Outcome.written(row[0], kind, row[id_at].strip() or None)
-            else:
-                outcomes[row[0]] = result_outcome(row[0], dict(zip(header, row, strict=False)))
+        rows = [row for row in reader if row]
     except csv.Error as exc:
         raise CrmRetriableError(
             f"the bulk result CSV is unreadable: {exc}", code="BAD_RESULT"
         ) from exc
-    return list(outcomes.values())
+    outcomes = _all_written(rows, status_at, id_at)
+    if outcomes is None:  # some row was not written: each row on its own
+        outcomes = [result_outcome(row[0], dict(zip(header, row, strict=False))) for row in rows]
+    # A key named twice keeps its last row.
+    return list(dict(zip(map(operator.itemgetter(0), rows), outcomes, strict=True)).values())
+
+
+_WRITTEN_STATUS = {"ADDED": OutcomeKind.ADDED, "UPDATED": OutcomeKind.UPDATED}
+
+
+def _all_written(rows: list[list[str]], status_at: int, id_at: int | None) -> list[Outcome] | None:
+    """The outcomes of ``rows`` when every one is ADDED or UPDATED (as Zoho spells them) with
+    its record id: the usual result, read column by column without a Python call per row
+    (2.6 µs a row before). None when any row is otherwise."""
+    if not rows:
+        return []
+    if id_at is None or min(map(len, rows)) <= max(status_at, id_at):
+        return None
+    kinds = list(map(_WRITTEN_STATUS.get, map(operator.itemgetter(status_at), rows)))
+    ids = list(map(str.strip, map(operator.itemgetter(id_at), rows)))
+    if None in kinds or "" in ids:
+        return None
+    written = cast(list[OutcomeKind], kinds)  # None is not among them (above)
+    return Outcome.written_many(map(operator.itemgetter(0), rows), written, ids)
 
 
 def result_outcome(key: str, cells: dict[str, str]) -> Outcome:

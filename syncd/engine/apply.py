@@ -16,6 +16,7 @@ from syncd.errors import RowNotRepresentable
 from syncd.model import (
     CHANGED,
     DELETED,
+    WRITTEN,
     BulkRow,
     Confirmation,
     CrmRecord,
@@ -223,8 +224,8 @@ def apply_outcomes(
     claims = claim_records(rt.state, rt.name, rt.unique_field, outcomes)
     crash_point("after_claims_checked")
     outcomes = claims.outcomes
-    by_key = {o.key: o for o in outcomes}
-    confirmed = [r for r in rows if (o := by_key.get(r.key_text)) is not None and o.confirmed]
+    written = {o.key for o in outcomes if o.kind in WRITTEN}
+    confirmed = [r for r in rows if r.key_text in written]
     confirmation = rt.source.mark_synced(confirmed)
     crash_point("after_rows_confirmed")
     remember(rt, rows, outcomes, confirmation)
@@ -235,7 +236,9 @@ def apply_outcomes(
         rt.state.release_rejects(rt.name, marked)
         rt.state.clear_unconfirmed(rt.name, marked)
     now = rt.clock.now()
-    waiting = _parent_missing(rt, rows, by_key)
+    # Only the skipped outcomes are looked up by key: usually none of a batch's 25,000.
+    skipped = {o.key: o for o in outcomes if o.kind is OutcomeKind.SKIPPED}
+    waiting = _parent_missing(rt, rows, skipped)
     rejects = [
         Reject(
             rt.name,
@@ -246,10 +249,8 @@ def apply_outcomes(
             r.fingerprint,
             now,
         )
-        for r in rows
-        if (o := by_key.get(r.key_text)) is not None
-        and o.kind is OutcomeKind.SKIPPED
-        and r.key_text not in waiting
+        for r in (rows if skipped else ())
+        if (o := skipped.get(r.key_text)) is not None and r.key_text not in waiting
     ]
     rt.state.record_rejects(rejects)
     crash_point("after_rejects_recorded")
@@ -286,32 +287,31 @@ def apply_outcomes(
 
 
 def _parent_missing(
-    rt: PipelineRuntime, rows: Sequence[PendingRow], by_key: dict[str, Outcome]
+    rt: PipelineRuntime, rows: Sequence[PendingRow], skipped: dict[str, Outcome]
 ) -> set[str]:
     """Keys of rows Zoho skipped on a lookup-by-field column (Bulk Write's find_by matched no
     parent, or the parent found by search is gone): not rejects, they wait for the parent.
-    Any error code is taken (Zoho's for an unmatched find_by is UNCONFIRMED)."""
+    Any error code is taken (Zoho's for an unmatched find_by is UNCONFIRMED). ``skipped``:
+    the skipped outcomes by key."""
     fields = {f.api_name: f.column for f in rt.encoder.parent_fields}
-    if not fields:
+    if not fields or not skipped:
         return set()
-    skipped = [
-        r.key_text
-        for r in rows
-        if (o := by_key.get(r.key_text)) is not None
-        and o.kind is OutcomeKind.SKIPPED
-        and o.field in fields
+    missed = [
+        r.key_text for r in rows if (o := skipped.get(r.key_text)) is not None and o.field in fields
     ]
-    if not skipped:
+    if not missed:
         return set()
     # a bulk job's rows carry no values (only key and fingerprint): read the current ones
     waiting = [
         r
-        for r in rt.source.fetch_rows(skipped, pending_only=True)
-        if r.values.get(fields[str(by_key[r.key_text].field)]) is not None
+        for r in rt.source.fetch_rows(missed, pending_only=True)
+        if r.values.get(fields[str(skipped[r.key_text].field)]) is not None
     ]
-    for api_name in {by_key[r.key_text].field for r in waiting}:
+    for api_name in {skipped[r.key_text].field for r in waiting}:
         assert api_name is not None
-        note_bulk_misses(rt, [r for r in waiting if by_key[r.key_text].field == api_name], api_name)
+        note_bulk_misses(
+            rt, [r for r in waiting if skipped[r.key_text].field == api_name], api_name
+        )
     return {r.key_text for r in waiting}
 
 

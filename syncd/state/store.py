@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import operator
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -154,22 +155,30 @@ def _identity_statements(dialect: str) -> tuple[Any, Any]:
     return delete_other, upsert
 
 
+_ROW_OF = operator.itemgetter(0, 1, 4)  # an Identity's (key, record_id, content_hash)
+_STAMPS_OF = operator.itemgetter(2, 3)  # its (seen_at, confirmed_at)
+
+
 def _identity_rows(items: Iterable[Identity]) -> str:
-    """``items`` as the JSON parameter of ``_identity_statements``."""
-    return jsontext.dumps([[i.key, i.record_id, i.content_hash] for i in items])
+    """``items`` as the JSON parameter of ``_identity_statements``: ``[key, record_id,
+    content_hash]`` each, picked without a Python call per identity."""
+    return jsontext.dumps(list(map(_ROW_OF, items)))
 
 
 def _stamp_groups(
     part: Sequence[Identity],
-) -> list[tuple[datetime, datetime | None, list[Identity]]]:
+) -> list[tuple[datetime, datetime | None, Sequence[Identity]]]:
     """The identities of one chunk by (seen_at, confirmed_at): usually one or two groups, and
     their order does not matter (the keys are distinct and, once the other holders are gone,
     their records free). A key named twice (rare) is written one row at a time, in order."""
-    if len({i.key for i in part}) < len(part):
+    if len(set(map(operator.itemgetter(0), part))) < len(part):
         return [(i.seen_at, i.confirmed_at, [i]) for i in part]
+    stamps = list(map(_STAMPS_OF, part))
+    if len(set(stamps)) == 1:  # an initial sync's chunk: every row confirmed at once
+        return [(*stamps[0], part)]
     groups: dict[tuple[datetime, datetime | None], list[Identity]] = {}
-    for item in part:
-        groups.setdefault((item.seen_at, item.confirmed_at), []).append(item)
+    for stamp, item in zip(stamps, part, strict=True):
+        groups.setdefault(stamp, []).append(item)
     return [(seen_at, confirmed_at, group) for (seen_at, confirmed_at), group in groups.items()]
 
 
