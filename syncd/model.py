@@ -359,6 +359,20 @@ class Identity(NamedTuple):
     confirmed_at: datetime | None = None
     content_hash: str | None = None
 
+    @classmethod
+    def many(
+        cls,
+        keys: Iterable[str],
+        record_ids: Iterable[str],
+        seen_at: datetime,
+        confirmed_at: datetime | None,
+        content_hashes: Iterable[str | None],
+    ) -> list[Identity]:
+        """One identity per key, all seen (and confirmed) at the same time: made through
+        ``map``, not a call of the generated ``__new__`` per key."""
+        given = zip(keys, record_ids, repeat(seen_at), repeat(confirmed_at), content_hashes)
+        return list(map(partial(tuple.__new__, cls), given))
+
 
 @dataclass(frozen=True)
 class Backoff:

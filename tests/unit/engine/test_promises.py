@@ -89,6 +89,35 @@ def test_a_row_changed_while_its_bulk_job_ran_goes_again(make_pipeline: MakePipe
     assert p.crm()["3"]["Quantity"] == 42
 
 
+def test_the_map_knows_the_record_of_a_row_changed_meanwhile_but_not_as_confirmed(
+    make_pipeline: MakePipeline,
+) -> None:
+    """A row Zoho wrote whose content changed meanwhile owns its record (it goes again by that
+    id), but nothing is recorded as confirmed there; a confirmed row's identity holds the
+    fingerprint of what was sent and when it was confirmed."""
+    p = make_pipeline([1, 2])
+    job = start_bulk_job(p)
+    sent = {r.key_text: r.fingerprint for r in job.rows}
+    p.table.update(2, quantity=42)
+
+    finish_job(p.rt, job)
+
+    records = {k: r["id"] for k, r in p.crm().items()}
+    one, two = p.state.identity("orders", "1"), p.state.identity("orders", "2")
+    assert one is not None and two is not None
+    assert (one.record_id, one.confirmed_at, one.content_hash) == (
+        records["1"],
+        p.clock.now(),
+        sent["1"],
+    )
+    assert (two.record_id, two.seen_at, two.confirmed_at, two.content_hash) == (
+        records["2"],
+        p.clock.now(),
+        None,
+        None,
+    )
+
+
 # -- promise 3: crash safety ------------------------------------------------------------------
 
 
