@@ -5,6 +5,7 @@
     .venv/bin/python -m bench.bench_initial_sync --job-seconds 2 --parallel-jobs 2  # goal 4
     .venv/bin/python -m bench.bench_initial_sync --database mysql --rows 200000
     .venv/bin/python -m bench.bench_initial_sync --rows 200000 --profile /tmp/sync.prof
+    .venv/bin/python -m bench.bench_initial_sync --steps /tmp/steps.txt   # seconds per step
 
 (Run from the repository root.) Per size, in one run on this machine:
 
@@ -103,10 +104,18 @@ unique_field = "parent_id"
 
 
 def run_command(
-    config: Path, log: Path, profile: str | None, sampler: str | None = None
+    config: Path,
+    log: Path,
+    profile: str | None,
+    sampler: str | None = None,
+    steps: str | None = None,
 ) -> tuple[float, float, float, int]:
     """``syncd initial-sync`` as a child: wall seconds, CPU seconds, peak RSS MiB, exit code."""
-    program = ["-m", "bench.cpu_profile", profile] if profile else ["-m", "syncd"]
+    program = ["-m", "syncd"]
+    if profile:
+        program = ["-m", "bench.cpu_profile", profile]
+    elif steps:
+        program = ["-m", "bench.step_times", steps]
     command = [sys.executable, *program, "-c", str(config), "initial-sync"]
     if sampler:  # py-spy samples the real process: no profiler overhead skews the shares
         command = ["py-spy", "record", "-r", "200", "-f", "raw", "-o", sampler, "--", *command]
@@ -162,7 +171,7 @@ def one_size(args: argparse.Namespace, rows: int) -> SyncRun:
             pipeline = f"batch_size = {args.batch_size}"
             config = write_config(workdir, url, server.base_url, crm, pipeline)
             log = workdir / "syncd.log"
-            wall, cpu, rss, code = run_command(config, log, args.profile, args.py_spy)
+            wall, cpu, rss, code = run_command(config, log, args.profile, args.py_spy, args.steps)
             stats = server.admin.stats()
         if code != 0:
             print((workdir / "syncd.log").read_text()[-3000:])
@@ -226,6 +235,9 @@ def main() -> None:
     parser.add_argument("--parallel-jobs", type=int, default=1, help="emulator jobs at once k")
     parser.add_argument("--latency-ms", type=int, default=0, help="emulator latency per call")
     parser.add_argument("--profile", help="write a cProfile of the command to this file")
+    parser.add_argument(
+        "--steps", help="write the CPU and wall seconds of each drain step to this file"
+    )
     parser.add_argument(
         "--py-spy", help="sample the command with py-spy (if installed) into this file"
     )
