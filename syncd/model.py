@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from itertools import repeat
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 
 class FieldType(enum.StrEnum):
@@ -156,7 +156,19 @@ class PendingRow:
         return self._fingerprint
 
 
+def fingerprints_of(rows: Iterable[PendingRow]) -> list[str]:
+    """``[r.fingerprint for r in rows]``, read from the slot without a property call per row
+    where every row carries its fingerprint (rows read from PostgreSQL, lean rows): a bulk
+    job's 25,000 rows are fingerprinted for its manifest, its confirmation and its identities."""
+    rows = list(rows)
+    found = list(map(_GET_FINGERPRINT, rows))
+    if None in found:
+        return [r.fingerprint for r in rows]
+    return cast(list[str], found)
+
+
 _SLOTS = {name: PendingRow.__dict__[name].__set__ for name in PendingRow.__slots__}
+_GET_FINGERPRINT = PendingRow.__dict__["_fingerprint"].__get__
 _SET_KEY, _SET_VALUES = _SLOTS["key"], _SLOTS["values"]
 _SET_FINGERPRINT, _SET_KEY_TEXT = _SLOTS["_fingerprint"], _SLOTS["key_text"]
 

@@ -47,6 +47,7 @@ from syncd.model import (
     PendingRow,
     Plan,
     RunCounts,
+    fingerprints_of,
 )
 from syncd.ports import Clock, EngineState, OpenJob, Source
 
@@ -306,7 +307,8 @@ def _start_job(
 ) -> InFlight:
     """Journal one file, create its job, record the job id."""
     crash_point("after_bulk_file_written")
-    manifest = {k: by_key[k].fingerprint for k in file.keys}
+    rows = list(map(by_key.__getitem__, file.keys))
+    manifest = dict(zip(file.keys, fingerprints_of(rows), strict=True))
     entry = rt.state.journal_prepare(rt.name, run_id, file.path, manifest, rt.clock.now())
     crash_point("after_journal_prepared")
     ensure_may_send(rt)
@@ -326,7 +328,6 @@ def _start_job(
             "zipped_bytes": file.zipped_bytes,
         },
     )
-    rows = [by_key[k] for k in file.keys]
     return InFlight(entry, job_id, rows, file.path, tuple(file.keys), rt.clock.now())
 
 

@@ -36,6 +36,7 @@ from syncd.model import (
     Outcome,
     OutcomeKind,
     PendingRow,
+    fingerprints_of,
 )
 from syncd.ports import EngineState, Source
 
@@ -355,7 +356,7 @@ def remember(
     marked = confirmation.marked
     done = [o for o in owning if o.key in marked]
     seen = [o for o in owning if o.key not in marked]
-    fingerprints = [sent[o.key].fingerprint for o in done]
+    fingerprints = fingerprints_of([sent[o.key] for o in done])
     items = Identity.many(map(_KEY, done), map(_RECORD, done), now, now, fingerprints)
     items += Identity.many(map(_KEY, seen), map(_RECORD, seen), now, None, repeat(None))
     rt.state.record_identities(rt.name, items)
