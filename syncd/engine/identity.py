@@ -43,7 +43,8 @@ from syncd.ports import EngineState, Source
 logger = logging.getLogger(__name__)
 
 ADDED, UPDATED = OutcomeKind.ADDED, OutcomeKind.UPDATED
-_KEY, _RECORD = operator.itemgetter(0), operator.itemgetter(2)  # an Outcome's key, record_id
+_KEY, _RECORD = operator.attrgetter("key"), operator.attrgetter("record_id")
+_MATCHED_BY = operator.attrgetter("matched_by")
 
 TAKEOVER_CODE = "RECORD_OF_ANOTHER_KEY"
 """Code of a reject syncd raised: Zoho matched (or would match) the row to another key's record."""
@@ -242,7 +243,7 @@ def _all_own(
     nothing, and an initial sync checks its 25,000 outcomes a job without a call each."""
     if len(set(ids)) < len(ids):
         return False
-    if any(o.matched_by is not None and o.matched_by != unique_field for o in confirmed):
+    if not {None, unique_field}.issuperset(map(_MATCHED_BY, confirmed)):
         return False
     return not owners or all(
         owners.get(i, o.key) == o.key for i, o in zip(ids, confirmed, strict=True)

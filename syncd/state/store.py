@@ -155,8 +155,8 @@ def _identity_statements(dialect: str) -> tuple[Any, Any]:
     return delete_other, upsert
 
 
-_ROW_OF = operator.itemgetter(0, 1, 4)  # an Identity's (key, record_id, content_hash)
-_STAMPS_OF = operator.itemgetter(2, 3)  # its (seen_at, confirmed_at)
+_ROW_OF = operator.attrgetter("key", "record_id", "content_hash")
+_STAMPS_OF = operator.attrgetter("seen_at", "confirmed_at")
 
 
 def _identity_rows(items: Iterable[Identity]) -> str:
@@ -171,7 +171,7 @@ def _stamp_groups(
     """The identities of one chunk by (seen_at, confirmed_at): usually one or two groups, and
     their order does not matter (the keys are distinct and, once the other holders are gone,
     their records free). A key named twice (rare) is written one row at a time, in order."""
-    if len(set(map(operator.itemgetter(0), part))) < len(part):
+    if len(set(map(operator.attrgetter("key"), part))) < len(part):
         return [(i.seen_at, i.confirmed_at, [i]) for i in part]
     stamps = list(map(_STAMPS_OF, part))
     if len(set(stamps)) == 1:  # an initial sync's chunk: every row confirmed at once
