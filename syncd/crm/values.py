@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from itertools import repeat
-from operator import attrgetter, methodcaller
+from operator import add, attrgetter, itemgetter, methodcaller
 from typing import Any
 
 from syncd.errors import SyncdError
@@ -157,19 +157,22 @@ def _whole_integer(_tz: tzinfo) -> Callable[[list[Any]], list[str] | None]:
 
 def _whole_decimal(_tz: tzinfo) -> Callable[[list[Any]], list[str] | None]:
     bound = Decimal(10) ** MAX_DECIMAL_INTEGER_DIGITS
-    exponent_of = attrgetter("exponent")
+    fraction_of = itemgetter(2)
 
     def whole(values: list[Any]) -> list[str] | None:
         if not values:
             return []
-        if not _only(values, Decimal):
-            return None
-        exponents = list(map(exponent_of, map(Decimal.as_tuple, values)))
-        if not _only(exponents, int) or min(exponents) < -MAX_DECIMAL_PLACES:
-            return None  # NaN or infinity, or more places than Zoho keeps: cell by cell
+        if not _only(values, Decimal) or not all(map(Decimal.is_finite, values)):
+            return None  # NaN or infinity: cell by cell
         if not -bound < min(values) <= max(values) < bound:
             return None
-        return list(map(format, values, repeat("f")))
+        cells = list(map(format, values, repeat("f")))
+        # A finite value's "f" text has as many places as its exponent says (none when it is
+        # not negative), read off the texts: ``as_tuple`` makes a Python named tuple a value.
+        places = map(len, map(fraction_of, map(str.partition, cells, repeat("."))))
+        if max(places) > MAX_DECIMAL_PLACES:
+            return None  # more places than Zoho keeps: cell by cell
+        return cells
 
     return whole
 
@@ -199,8 +202,7 @@ def _whole_datetime(tz: tzinfo) -> Callable[[list[Any]], list[str] | None]:
         if not values:
             return []
         if fixed is not None:
-            end = suffix(values[0], fixed)
-            return [t + end for t in map(text, values)]
+            return list(map(add, map(text, values), repeat(suffix(values[0], fixed))))
         offsets = list(map(tz.utcoffset, values))  # a naive value is read as wall time in tz
         return [
             t + (suffixes.get(o) or suffix(v, o))
