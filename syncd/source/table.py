@@ -50,7 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, NoSuchTableError, SAWarning, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, NoSuchTableError, SAWarning, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType, TypeEngine
 
@@ -438,6 +438,25 @@ class LegacyTable:
         if after_key is not None:
             query = query.where(key > after_key)
         with self._connect("reading pending rows") as conn:
+            return self._read_strictly(conn, query)
+
+    def _read_strictly(self, conn: Connection, query: Any) -> list[PendingRow]:
+        """The rows of ``query``, dates loaded by psycopg's own loaders (``strict_loaders``);
+        should one be a date Python cannot hold ('infinity', BC, beyond year 9999), read again
+        with the connection's lenient loaders, which make it text (and its row a reject)."""
+        if self.engine.driver != "psycopg":
+            return self._rows(conn.execute(query))
+        from psycopg import DataError as Unloadable
+
+        from syncd.source.pg import strict_loaders
+
+        adapters = conn.connection.driver_connection.adapters  # type: ignore[union-attr]
+        with strict_loaders(adapters):
+            result = conn.execute(query)
+        try:
+            return self._rows(result)
+        except (Unloadable, DataError):  # raised as loaded; DataError: SQLAlchemy's wrapping
+            result.close()
             return self._rows(conn.execute(query))
 
     @_retried
