@@ -136,14 +136,26 @@ class PendingRow:
     def fingerprinted(cls, key: Any, values: Mapping[str, Any], fingerprint: str) -> PendingRow:
         """A row whose fingerprint the database computed as it read the row (PostgreSQL, see
         ``syncd.source.table``): ``content_hash`` is then never computed for it."""
-        return _assembled(key, values, fingerprint, str(key))
+        # Slots set directly: the frozen dataclass __init__ (a guarded set per field, then
+        # __post_init__) cost about 1 µs, paid twice per row of an initial sync.
+        row = _NEW(PendingRow)
+        _SET_KEY(row, key)
+        _SET_VALUES(row, values)
+        _SET_FINGERPRINT(row, fingerprint)
+        _SET_KEY_TEXT(row, str(key))
+        return row
 
     def lean(self) -> PendingRow:
         """This row without its values, its fingerprint kept: what a bulk job in flight holds
         (a batch's values would otherwise stay in memory for each job running; promise 7).
         Its compare-and-set compares fingerprints. It shares this row's key text and one empty
         mapping: a job holds 25,000 lean rows."""
-        return _assembled(self.key, _NO_VALUES, self.fingerprint, self.key_text)
+        row = _NEW(PendingRow)  # as in fingerprinted
+        _SET_KEY(row, self.key)
+        _SET_VALUES(row, _NO_VALUES)
+        _SET_FINGERPRINT(row, self.fingerprint)
+        _SET_KEY_TEXT(row, self.key_text)
+        return row
 
     @property
     def fingerprint(self) -> str:
@@ -171,18 +183,7 @@ _SLOTS = {name: PendingRow.__dict__[name].__set__ for name in PendingRow.__slots
 _GET_FINGERPRINT = PendingRow.__dict__["_fingerprint"].__get__
 _SET_KEY, _SET_VALUES = _SLOTS["key"], _SLOTS["values"]
 _SET_FINGERPRINT, _SET_KEY_TEXT = _SLOTS["_fingerprint"], _SLOTS["key_text"]
-
-
-def _assembled(key: Any, values: Mapping[str, Any], fingerprint: str, key_text: str) -> PendingRow:
-    """The row ``PendingRow(key, values)`` fingerprinted, its slots set directly: the frozen
-    dataclass ``__init__`` (a guarded set per field, then ``__post_init__``) cost about 1 µs,
-    paid twice per row of an initial sync (as read, and lean)."""
-    row = object.__new__(PendingRow)
-    _SET_KEY(row, key)
-    _SET_VALUES(row, values)
-    _SET_FINGERPRINT(row, fingerprint)
-    _SET_KEY_TEXT(row, key_text)
-    return row
+_NEW = object.__new__
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -190,7 +190,7 @@ class _PageWriter:
             encoded, bulk_rows = encode_bulk_rows(self._rt, part)
             self._tracker.encoded(len(bulk_rows))
             self.counts = self.counts + encoded.counts
-            self.kept.extend(row.lean() for row in encoded.rows)
+            self.kept.extend(map(PendingRow.lean, encoded.rows))
             del encoded, part
             yield from bulk_rows
             del bulk_rows
