@@ -42,7 +42,6 @@ from syncd.ports import EngineState, Source
 
 logger = logging.getLogger(__name__)
 
-ADDED, UPDATED = OutcomeKind.ADDED, OutcomeKind.UPDATED
 _KEY, _RECORD = operator.attrgetter("key"), operator.attrgetter("record_id")
 _MATCHED_BY = operator.attrgetter("matched_by")
 
@@ -350,9 +349,7 @@ def remember(
     owning = [
         o
         for o in outcomes
-        if o.record_id
-        and (o.kind is ADDED or o.kind is UPDATED or o.code == OVERWRITTEN_CODE)
-        and o.key in sent
+        if o.record_id and (o.kind in WRITTEN or o.code == OVERWRITTEN_CODE) and o.key in sent
     ]
     marked = confirmation.marked
     done = [o for o in owning if o.key in marked]
