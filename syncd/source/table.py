@@ -34,6 +34,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Time,
     any_,
     bindparam,
     cast,
@@ -204,6 +205,19 @@ class LegacyTable:
     def _col(self, name: str) -> Column[Any]:
         return self.table.c[name]
 
+    @cached_property
+    def _key(self) -> ColumnElement[Any]:
+        """The key as it is selected and bound: the column, or on SQLite, for a date, time or
+        timestamp key, the text the row holds. SQLite keeps these as text in any spelling
+        ('2024-01-02' in a DATETIME, a 'T' between date and time); SQLAlchemy's type would
+        parse it and bind it back as '2024-01-02 00:00:00.000000', which no stored text
+        equals, so such a row could never be confirmed (nor an unparsable one read at all).
+        As text, the key is what the legacy table holds, bound back as it is."""
+        column = self._col(self.spec.key)
+        if self.engine.dialect.name == "sqlite" and isinstance(column.type, Date | DateTime | Time):
+            return type_coerce(column, NullType())
+        return column
+
     @contextmanager
     def _connect(self, what: str, *, write: bool = False) -> Iterator[Connection]:
         try:
@@ -361,7 +375,7 @@ class LegacyTable:
         ]
         if self._on_server:  # last: _rows takes it by position, whatever the columns' names
             raw.append(self._fingerprint_sql().label("syncd_fingerprint"))
-        return select(self._col(self.spec.key), *raw)
+        return select(self._key.label(self.spec.key), *raw)
 
     def _fingerprint_sql(self) -> ColumnElement[str]:
         """PostgreSQL's fingerprint of a row: ``md5`` of the text of ``ROW(<compared columns>)``,
@@ -428,7 +442,7 @@ class LegacyTable:
         """Whether SQLAlchemy converts no column of a ``_select_rows`` result (the key's type
         might: SQLite keeps a DATETIME key as text), so the DBAPI cursor's rows are the same."""
         dialect = self.engine.dialect
-        typed = [self._col(self.spec.key).type, Text()]  # the key, the fingerprint
+        typed = [self._key.type, Text()]  # the key, the fingerprint
         return all(t.dialect_impl(dialect).result_processor(dialect, None) is None for t in typed)
 
     @_retried
@@ -436,7 +450,7 @@ class LegacyTable:
         key = self._col(self.spec.key)
         query = self._select_rows().where(self._pending()).order_by(key).limit(limit)
         if after_key is not None:
-            query = query.where(key > after_key)
+            query = query.where(self._key > after_key)
         with self._connect("reading pending rows") as conn:
             return self._read_strictly(conn, query)
 
@@ -507,21 +521,21 @@ class LegacyTable:
 
     @_retried
     def fetch_rows(self, keys: Sequence[Any], *, pending_only: bool = False) -> list[PendingRow]:
-        key = self._col(self.spec.key)
+        key = self._key
         keys = [self._key_value(k) for k in keys]
         base = self._select_rows().where(self._pending()) if pending_only else self._select_rows()
         found: list[PendingRow] = []
         with self._connect("reading rows") as conn:
             for start in range(0, len(keys), _CHUNK):
                 part = list(keys[start : start + _CHUNK])
-                query = base.where(key.in_(part)).order_by(key)
+                query = base.where(key.in_(part)).order_by(self._col(self.spec.key))
                 found.extend(self._rows(conn.execute(query)))
         return found
 
     def existing_keys(self, keys: Sequence[str]) -> set[str]:
         """Which of these keys (as text) still have a row, whatever its flag: the reconcile of
         deletes compares chunks of the identity map with this, in one query per 500 keys."""
-        key = self._col(self.spec.key)
+        key = self._key
         values = [self._key_value(k) for k in keys]
         found: set[str] = set()
         with self._connect("reading keys") as conn:
@@ -586,7 +600,7 @@ class LegacyTable:
 
     @_retried
     def _confirm_chunk(self, sent: Sequence[PendingRow]) -> Confirmation:
-        key = self._col(self.spec.key)
+        key = self._key
         flag = self._col(self.spec.flag)
         with self._locked("marking rows synced") as conn:
             query = self._select_rows().where(self._key_in([r.key for r in sent]))
@@ -685,7 +699,7 @@ class LegacyTable:
         if dialect == "sqlite" and plain:
             listed = func.json_each(bindparam("keys", jsontext.dumps(keys), type_=String()))
             return key.in_(select(literal_column("value")).select_from(listed))
-        return key.in_(keys)
+        return self._key.in_(keys)
 
     def _differs(self, sent: PendingRow, now: PendingRow | None) -> tuple[str, ...]:
         """The compared columns whose value changed; ``("<deleted>",)`` for a row that is gone."""

@@ -17,7 +17,7 @@ from syncd import jsontext
         [1, 2**63 - 1, -(2**63)],
         [2**64, 10**30],  # beyond orjson's integers: through json
         ["lone \udc80 surrogate"],  # orjson refuses it: through json
-        ["quote \" backslash \\ newline \n nul \x00"],
+        ['quote " backslash \\ newline \n nul \x00'],
         [],
     ],
 )
