@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import random
 import zipfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from syncd.crm.bulk_csv import (
     BulkLimits,
+    _CsvLines,
     build_bulk_files,
     complete_outcomes,
     parse_bulk_result,
@@ -205,3 +207,28 @@ def test_complete_outcomes_one_per_key() -> None:
     outcomes = [Outcome("a", OutcomeKind.ADDED), Outcome("zz", OutcomeKind.ADDED)]
     done = complete_outcomes(["a", "b"], outcomes)
     assert [(o.key, o.kind) for o in done] == [("a", OutcomeKind.ADDED), ("b", OutcomeKind.RETRY)]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_csv_records_are_the_standard_writers_whatever_the_cells(seed: int) -> None:
+    """Blocks of plain cells take a joined fast path, others the csv writer: the bytes are the
+    writer's either way (quotes, commas, lone CR or LF, empty cells, non-ASCII, in any mix)."""
+    rng = random.Random(seed)
+    alphabet = ["a", "7", ",", '"', "\r", "\n", "\r\n", " ", "é", "-", ""]
+    plain = ["a", "7", " ", "é", "-", ""]
+
+    def cell(chars: list[str]) -> str:
+        return "".join(rng.choice(chars) for _ in range(rng.randint(0, 4)))
+
+    for _ in range(50):
+        chars = plain if rng.random() < 0.5 else alphabet
+        width = rng.randint(1, 5)
+        rows = [[cell(chars) for _ in range(width)] for _ in range(rng.randint(1, 6))]
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+        assert _CsvLines().many(rows) == buffer.getvalue().encode("utf-8"), rows
+
+
+def test_csv_cells_that_are_not_text_are_written_as_the_writer_writes_them() -> None:
+    cells: list[object] = ["k", 7, None, 1.5]  # on purpose not all text
+    assert _CsvLines().many([cells]) == b"k,7,,1.5\r\n"  # type: ignore[list-item]
