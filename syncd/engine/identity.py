@@ -212,7 +212,11 @@ def claim_records(
     confirmed = [o for o in outcomes if o.record_id and o.kind in WRITTEN]
     holders = [o.holder_id for o in outcomes if o.holder_id and o.field != unique_field]
     ids = cast(list[str], [o.record_id for o in confirmed])  # each one is set (filtered above)
-    wanted = sorted(set(ids) | set(holders))
+    # A record the answer reports ADDED was made by this job: Zoho never gives an id twice,
+    # so the map cannot name an earlier owner for it. Only updated records are looked up (an
+    # initial sync into an empty module looks up none).
+    updated = [o.record_id for o in confirmed if o.kind is OutcomeKind.UPDATED]
+    wanted = sorted(set(updated) | set(holders))
     owners = dict(state.record_owners(pipeline, wanted)) if wanted else {}
     if not holders and _all_own(confirmed, ids, owners, unique_field):
         return Claims(list(outcomes))

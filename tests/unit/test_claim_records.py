@@ -4,6 +4,7 @@ own is still caught."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from syncd.engine.identity import OVERWRITTEN_CODE, TAKEOVER_CODE, claim_records
@@ -31,6 +32,35 @@ def test_an_answer_of_own_records_passes_unchanged() -> None:
 
     assert claims.outcomes == outcomes
     assert (claims.takeovers, claims.collisions, claims.displaced) == (0, 0, set())
+
+
+class _AskedState(MemoryState):
+    """The in-memory state, noting which records the guard asks the map about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[list[str]] = []
+
+    def record_owners(self, pipeline: str, record_ids: Sequence[str]) -> dict[str, str]:
+        self.asked.append(list(record_ids))
+        return super().record_owners(pipeline, record_ids)
+
+
+def test_only_updated_records_and_holders_are_looked_up_in_the_map() -> None:
+    """A record Zoho just added has no earlier owner: an answer of added records asks the map
+    nothing; updated records and the holders of refused values are asked about."""
+    added = [Outcome(str(k), ADDED, record_id=f"r{k}") for k in range(5)]
+    state = _AskedState()
+    assert claim_records(state, "orders", "parent_id", added).outcomes == added
+    assert state.asked == []
+
+    mixed = [
+        *added,
+        Outcome("8", UPDATED, record_id="r8"),
+        Outcome("9", SKIPPED, code="DUPLICATE_DATA", field="Customer_Email", holder_id="r7"),
+    ]
+    claim_records(state, "orders", "parent_id", mixed)
+    assert state.asked == [["r7", "r8"]]
 
 
 def test_a_match_on_another_unique_field_is_a_takeover() -> None:
