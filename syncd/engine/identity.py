@@ -215,7 +215,7 @@ def claim_records(
     # A record the answer reports ADDED was made by this job: Zoho never gives an id twice,
     # so the map cannot name an earlier owner for it. Only updated records are looked up (an
     # initial sync into an empty module looks up none).
-    updated = [o.record_id for o in confirmed if o.kind is OutcomeKind.UPDATED]
+    updated = [i for o, i in zip(confirmed, ids, strict=True) if o.kind is OutcomeKind.UPDATED]
     wanted = sorted(set(updated) | set(holders))
     owners = dict(state.record_owners(pipeline, wanted)) if wanted else {}
     if not holders and _all_own(confirmed, ids, owners, unique_field):
