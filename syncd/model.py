@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import operator
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -156,6 +157,15 @@ class PendingRow:
         _SET_FINGERPRINT(row, self.fingerprint)
         _SET_KEY_TEXT(row, self.key_text)
         return row
+
+    @staticmethod
+    def make_lean(rows: Sequence[PendingRow]) -> None:
+        """Make each of ``rows`` lean in place, as ``lean`` makes a copy: only for rows nobody
+        else holds (a page writer's, once encoded). Fingerprints are made first, from the
+        values; then the values go, one C-level slot set per row: a lean copy cost 0.6 µs a
+        row, paid for every row of an initial sync."""
+        fingerprints_of(rows)
+        deque(map(_SET_VALUES, rows, repeat(_NO_VALUES)), maxlen=0)
 
     @property
     def fingerprint(self) -> str:

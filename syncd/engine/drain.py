@@ -172,7 +172,7 @@ decides its API; more reads per batch cost little (one keyset query each)."""
 
 class _PageWriter:
     """The rows of one bulk page, read ``PART_ROWS`` at a time and encoded as the file is
-    written. Keeps each encoded row's lean form (``PendingRow.lean``) and the counts of the
+    written. Keeps each encoded row, made lean (``PendingRow.make_lean``), and the counts of the
     rows syncd itself rejects; lets each part's values and cells go once written."""
 
     def __init__(self, rt: PipelineRuntime, rows: SendableRows, tracker: ProgressTracker) -> None:
@@ -190,7 +190,8 @@ class _PageWriter:
             encoded, bulk_rows = encode_bulk_rows(self._rt, part)
             self._tracker.encoded(len(bulk_rows))
             self.counts = self.counts + encoded.counts
-            self.kept.extend(map(PendingRow.lean, encoded.rows))
+            PendingRow.make_lean(encoded.rows)  # the part's rows are only the writer's
+            self.kept.extend(encoded.rows)
             del encoded, part
             yield from bulk_rows
             del bulk_rows
