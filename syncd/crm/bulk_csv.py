@@ -288,8 +288,8 @@ def parse_bulk_result(data: bytes) -> list[Outcome]:
     header = [cell.strip().upper() for cell in next(reader, [])]
     if "STATUS" not in header:
         raise CrmRetriableError("the bulk result CSV has no STATUS column", code="BAD_RESULT")
-    status_at = header.index("STATUS")
-    id_at = header.index("RECORD_ID") if "RECORD_ID" in header else None
+    status_at = _zoho_column(header, "STATUS")
+    id_at = _zoho_column(header, "RECORD_ID") if "RECORD_ID" in header else None
     try:
         rows = [row for row in reader if row]
     except csv.Error as exc:
@@ -301,6 +301,13 @@ def parse_bulk_result(data: bytes) -> list[Outcome]:
         outcomes = [result_outcome(row[0], dict(zip(header, row, strict=False))) for row in rows]
     # A key named twice keeps its last row.
     return list(dict(zip(map(operator.itemgetter(0), rows), outcomes, strict=True)).values())
+
+
+def _zoho_column(header: list[str], name: str) -> int:
+    """Where Zoho's own column ``name`` is: the last of that name. The result echoes the first
+    three mapped columns under their uploaded names before its STATUS, RECORD_ID and ERRORS,
+    and a mapped field may well be called Status (read case-insensitively, it is the same)."""
+    return len(header) - 1 - header[::-1].index(name)
 
 
 _WRITTEN_STATUS = {"ADDED": OutcomeKind.ADDED, "UPDATED": OutcomeKind.UPDATED}

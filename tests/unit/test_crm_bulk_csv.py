@@ -178,6 +178,22 @@ def test_result_rows_become_outcomes_by_key() -> None:
     assert by_key["k5"].kind is OutcomeKind.RETRY
 
 
+@pytest.mark.parametrize("skipped", ["", 'k3,ADDED,333,SKIPPED,,"MANDATORY_NOT_FOUND-Name"\r\n'])
+def test_zoho_columns_are_told_from_echoed_fields_of_the_same_name(skipped: str) -> None:
+    """The result echoes the first three mapped columns: fields named Status and Record_Id
+    come before Zoho's STATUS and RECORD_ID, whose cells decide the outcome (whether every
+    row was written, or one was skipped and the rows are read one by one)."""
+    data = _result_zip(
+        "parent_id,Status,Record_Id,STATUS,RECORD_ID,ERRORS\r\n"
+        "k1,UPDATED,999,ADDED,111,\r\n"
+        "k2,ADDED,888,UPDATED,222,\r\n" + skipped
+    )
+    assert parse_bulk_result(data)[:2] == [
+        Outcome("k1", OutcomeKind.ADDED, record_id="111"),
+        Outcome("k2", OutcomeKind.UPDATED, record_id="222"),
+    ]
+
+
 def test_result_with_bom_and_lower_headers() -> None:
     """A UTF-8 BOM and lower-case headers are read the same."""
     data = _result_zip("\ufeffparent_id,status,record_id,errors\nk1,added,1,\n")
