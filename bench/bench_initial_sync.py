@@ -18,7 +18,10 @@
 3. the real command, ``syncd -c CONFIG initial-sync``, runs as a child process against the
    bundled emulator on a real port. The emulator runs in this process in its fast mode
    (``bulk_fast``: every row answered ADDED, nothing checked or stored) so the figures are
-   syncd's; ``--job-seconds T --parallel-jobs k`` make each bulk job take T seconds with k at once.
+   syncd's. Its worker runs each job as soon as it is created, as Zoho does, at no rate limit:
+   the CRM "finishes jobs at once" and syncd's status call finds the job done (an emulator that
+   ran the job only when first asked added its own 0.13 s a job to syncd's wall time);
+   ``--job-seconds T --parallel-jobs k`` make each bulk job take T seconds with k at once.
    The child's CPU (user + system) and peak RSS come from ``wait4``: the whole command,
    start-up included.
 
@@ -130,12 +133,13 @@ def run_command(
 
 
 def emulator_settings(args: argparse.Namespace) -> EmulatorSettings:
-    """The emulator of these benchmarks: bulk jobs without per-row work (``bulk_fast``), a job
-    time T and k jobs at once when asked, ``--latency-ms`` added to every call (a real Zoho
-    answers in tens to hundreds of milliseconds; the local emulator in a few)."""
+    """The emulator of these benchmarks: bulk jobs without per-row work (``bulk_fast``) run in
+    the background from their creation (a rate no job reaches), a job time T and k jobs at once
+    when asked, ``--latency-ms`` added to every call (a real Zoho answers in tens to hundreds
+    of milliseconds; the local emulator in a few)."""
     return EmulatorSettings(
         bulk_fast=True,
-        bulk_rows_per_second=None,
+        bulk_rows_per_second=10**9,
         bulk_job_seconds=args.job_seconds,
         bulk_parallel_jobs=args.parallel_jobs,
         max_parallel_bulk_jobs=max(10, args.parallel_jobs),
