@@ -186,7 +186,7 @@ def _whole_datetime(tz: tzinfo) -> Callable[[list[Any]], list[str] | None]:
     offset's text made once per offset (``replace(tzinfo=tz).isoformat()`` per value made a
     new datetime and formatted its offset anew: 1.4 µs a value, 0.5 µs so in UTC)."""
     text = methodcaller("isoformat", timespec="seconds")
-    zone_of = attrgetter("tzinfo")
+    zone_of, micro_of = attrgetter("tzinfo"), attrgetter("microsecond")
     fixed = tz.utcoffset(None)  # UTC and fixed offsets have one; zones with DST have none
     suffixes: dict[timedelta | None, str] = {}
 
@@ -201,12 +201,15 @@ def _whole_datetime(tz: tzinfo) -> Callable[[list[Any]], list[str] | None]:
             return None  # aware values: cell by cell (their offset is kept)
         if not values:
             return []
+        # Without a fraction to drop, the plain isoformat is the same text, a third cheaper
+        # than passing timespec (0.45 s against 0.67 s for 1,000,000 values).
+        texts = map(text if any(map(micro_of, values)) else datetime.isoformat, values)
         if fixed is not None:
-            return list(map(add, map(text, values), repeat(suffix(values[0], fixed))))
+            return list(map(add, texts, repeat(suffix(values[0], fixed))))
         offsets = list(map(tz.utcoffset, values))  # a naive value is read as wall time in tz
         return [
             t + (suffixes.get(o) or suffix(v, o))
-            for t, v, o in zip(map(text, values), values, offsets, strict=True)
+            for t, v, o in zip(texts, values, offsets, strict=True)
         ]
 
     return whole

@@ -157,3 +157,11 @@ def test_a_datetime_column_encodes_as_its_cells_do_in_every_zone(tz: tzinfo) -> 
     reference = [to_csv_cell(v, FieldType.DATETIME, tz) for v in values]
     assert csv_column_encoder(FieldType.DATETIME, tz)(values) == reference
     assert [csv_cell_encoder(FieldType.DATETIME, tz)(v) for v in values] == reference
+
+
+@pytest.mark.parametrize("tz", ZONES, ids=str)
+def test_a_datetime_column_of_whole_seconds_encodes_as_its_cells_do(tz: tzinfo) -> None:
+    """No value with a fraction: the column takes the plain ISO text (the usual column)."""
+    values: list[object] = [*NAIVE_TIMES[1:], None]
+    reference = [to_csv_cell(v, FieldType.DATETIME, tz) for v in values]
+    assert csv_column_encoder(FieldType.DATETIME, tz)(values) == reference
