@@ -181,6 +181,28 @@ def test_a_record_given_to_another_key_leaves_its_old_holder(state: State) -> No
     assert state.record_ids("orders", ["1", "2"]) == {"2": "r1"}
 
 
+def test_a_write_of_many_identities_moves_records_across_its_statements(state: State) -> None:
+    """700 identities in one write (a store may split them into statements): every other one
+    takes its record from a key the map knew; a third of them are not confirmed."""
+    state.record_identities(
+        "orders", [Identity(f"old{n}", f"r{n}", T0, T0, f"h{n}") for n in range(0, 700, 2)]
+    )
+    t1 = T0 + MINUTE
+    confirmed = {n: t1 if n % 3 else None for n in range(700)}
+    state.record_identities(
+        "orders",
+        [
+            Identity(f"k{n}", f"r{n}", t1, confirmed[n], f"n{n}" if confirmed[n] else None)
+            for n in range(700)
+        ],
+    )
+    records = [f"r{n}" for n in range(700)]
+    assert state.record_owners("orders", records) == {f"r{n}": f"k{n}" for n in range(700)}
+    assert state.record_ids("orders", [f"old{n}" for n in range(0, 700, 2)]) == {}
+    assert state.identity("orders", "k698") == Identity("k698", "r698", t1, t1, "n698")
+    assert state.identity("orders", "k3") == Identity("k3", "r3", t1, None, None)
+
+
 def test_an_identity_recorded_without_confirmation_keeps_the_last_one(state: State) -> None:
     """Confirmation time and content hash stay as known when a later record leaves them out."""
     state.record_identities("orders", [Identity("1", "r1", T0, T0, "h1")])
