@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -234,7 +235,7 @@ def _read_result(
         raise CrmRetriableError(f"bulk job {job_id}: {exc}", code="BAD_RESULT") from None
     if keys is None:
         return outcomes
-    foreign = sorted({o.key for o in outcomes} - set(keys))
+    foreign = sorted(set(map(_OUTCOME_KEY, outcomes)).difference(keys))  # no Python step a row
     if foreign:
         raise CrmRetriableError(
             f"bulk job {job_id}: the result names {len(foreign)} key(s) that were not in the "
@@ -242,6 +243,9 @@ def _read_result(
             code="BAD_RESULT",
         )
     return complete_outcomes(keys, outcomes)
+
+
+_OUTCOME_KEY = operator.attrgetter("key")
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

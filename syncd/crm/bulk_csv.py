@@ -364,9 +364,15 @@ def complete_outcomes(keys: Sequence[str], outcomes: Sequence[Outcome]) -> list[
 
     Outcomes of other keys are dropped here; ``syncd.crm.bulk`` refuses such a result before.
     """
-    by_key = {outcome.key: outcome for outcome in outcomes}
+    by_key = dict(zip(map(_OUTCOME_KEY, outcomes), outcomes, strict=True))
+    found = list(map(by_key.get, keys))  # made in C: the usual result names every key
+    if None not in found:
+        return cast(list[Outcome], found)
     return [
         by_key.get(key)
         or Outcome(key, OutcomeKind.RETRY, code="NOT_IN_RESULT", message="missing from the result")
         for key in keys
     ]
+
+
+_OUTCOME_KEY = operator.attrgetter("key")

@@ -112,9 +112,9 @@ def test_a_new_lease_holder_closes_runs_left_running_by_a_dead_one(store: StateS
 
 def test_identities_are_written_as_the_dialect_stores_timestamps(store: StateStore) -> None:
     """Identities go in as one JSON parameter per statement (a VALUES list on SQLite), their
-    timestamps bound once: the timestamps must land exactly as SQLAlchemy itself writes them (on SQLite: text with
-    microseconds, which orders correctly), a record moves to its new key, and a second write
-    of a key keeps what was confirmed when it brings nothing new."""
+    timestamps bound once: the timestamps must land exactly as SQLAlchemy itself writes them
+    (on SQLite: text with microseconds, which orders correctly), a record moves to its new
+    key, and a second write of a key keeps what was confirmed when it brings nothing new."""
     from sqlalchemy import select
 
     from syncd.model import Identity
