@@ -118,6 +118,25 @@ def test_the_map_knows_the_record_of_a_row_changed_meanwhile_but_not_as_confirme
     )
 
 
+def test_a_write_zoho_answered_without_a_record_id_is_confirmed_but_not_mapped(
+    make_pipeline: MakePipeline,
+) -> None:
+    """An answer that says a row was written but names no record (a reply cut short of its
+    details.id): the row is confirmed, and the map learns nothing it could not use."""
+    p = make_pipeline([1, 2])
+    rows = p.table.pending_batch(None, 10)
+    _, records = encode_records(p.rt, rows)
+    outcomes = [
+        o._replace(record_id=None) if o.key == "2" else o for o in write_records(p.rt, records)
+    ]
+
+    counts = apply_outcomes(p.rt, rows, outcomes)
+
+    assert counts.confirmed == 2 and p.table.flag(2)
+    assert p.state.identity("orders", "2") is None
+    assert p.state.record_ids("orders", ["1", "2"]) == {"1": p.crm()["1"]["id"]}
+
+
 # -- promise 3: crash safety ------------------------------------------------------------------
 
 
