@@ -150,12 +150,10 @@ class PendingRow:
         """This row without its values, its fingerprint kept: what a bulk job in flight holds
         (a batch's values would otherwise stay in memory for each job running; promise 7).
         Its compare-and-set compares fingerprints. It shares this row's key text and one empty
-        mapping: a job holds 25,000 lean rows."""
-        row = _NEW(PendingRow)  # as in fingerprinted
-        _SET_KEY(row, self.key)
-        _SET_VALUES(row, _NO_VALUES)
-        _SET_FINGERPRINT(row, self.fingerprint)
-        _SET_KEY_TEXT(row, self.key_text)
+        mapping. A copy, this row left as it is; the page writer makes its own rows lean in
+        place (``make_lean``)."""
+        row = PendingRow.fingerprinted(self.key, _NO_VALUES, self.fingerprint)
+        _SET_KEY_TEXT(row, self.key_text)  # this row's text, shared rather than made again
         return row
 
     @staticmethod

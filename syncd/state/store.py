@@ -35,7 +35,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    true,
     tuple_,
     update,
 )
@@ -104,30 +103,24 @@ class LeaseRecord:
     heartbeat_at: datetime
 
 
-def _chunk_rows(dialect: str) -> tuple[Any, list[Any]]:
-    """The rows ``record_identities`` binds as ONE JSON parameter ``rows`` (an array of
-    ``[key, record_id, content_hash]``), expanded by the database: the table and its three
-    columns as SQL expressions."""
-    given = bindparam("rows", type_=String())
-    if dialect == "postgresql":
-        rows = func.json_array_elements(cast(given, postgresql.JSON())).table_valued("value")
-        return rows, [rows.c.value.op("->>")(literal_column(str(n))) for n in range(3)]
-    rows = func.json_each(given).table_valued("value")
-    return rows, [func.json_extract(rows.c.value, f"$[{n}]") for n in range(3)]
-
-
 @functools.cache
-def _identity_statements(dialect: str) -> tuple[Any, Any]:
-    """(forget the other holders, upsert) for ``record_identities`` on ``dialect``.
+def _identity_statements() -> tuple[Any, Any]:
+    """(forget the other holders, upsert) for ``record_identities`` on PostgreSQL, each taking
+    the chunk's rows as ONE JSON parameter ``rows`` (an array of ``[key, record_id,
+    content_hash]``) the database expands (SQLite binds a ``VALUES`` list instead:
+    ``_sqlite_identity_sql``).
 
     The DELETE forgets every key that holds a record of its rows without being that record's
     key among them. It differs from one ``record_id = r AND key != k`` per row only for rows
     naming one record for two keys, which the upsert refuses either way (the record is unique)
-    and so rolls back. Both are set operations (SQLite builds a temporary index for an IN
-    list), not a scan of the rows per row. The upsert takes ``seen_at`` and ``confirmed_at``
-    once for all its rows; ``None`` confirmation fields keep what was known.
+    and so rolls back. The upsert takes ``seen_at`` and ``confirmed_at`` once for all its rows;
+    ``None`` confirmation fields keep what was known.
     """
-    rows, (key, record_id, content_hash) = _chunk_rows(dialect)
+    given = bindparam("rows", type_=String())
+    rows = func.json_array_elements(cast(given, postgresql.JSON())).table_valued("value")
+    key, record_id, content_hash = [
+        rows.c.value.op("->>")(literal_column(str(n))) for n in range(3)
+    ]
     pipeline = bindparam("pipeline", type_=String())
     delete_other = delete(identities).where(
         identities.c.pipeline == pipeline,
@@ -140,10 +133,8 @@ def _identity_statements(dialect: str) -> tuple[Any, Any]:
         bindparam(name, type_=identities.c[name].type) for name in ("seen_at", "confirmed_at")
     ]
     values = select(pipeline, key, record_id, *stamped, content_hash).select_from(rows)
-    ins = (postgresql if dialect == "postgresql" else sqlite).insert(identities)
     columns = ["pipeline", "key", "record_id", "seen_at", "confirmed_at", "content_hash"]
-    # WHERE true: SQLite would otherwise read ON CONFLICT as the join's ON clause.
-    upsert = ins.from_select(columns, values.where(true()))
+    upsert = postgresql.insert(identities).from_select(columns, values)
     upsert = upsert.on_conflict_do_update(
         index_elements=["pipeline", "key"],
         set_={
@@ -194,7 +185,7 @@ def _record_identities_sqlite(conn: Connection, pipeline: str, items: Sequence[I
     """``record_identities`` on SQLite: the rows are bound as a ``VALUES`` list, which SQLite
     reads as it is, where a JSON parameter was parsed once and each of its rows again for
     every ``json_extract`` (SQLite before 3.45 keeps no parse): 0.4 s less at 1,000,000
-    identities (BENCHMARKS.md). The statements mean what ``_identity_statements`` do, the
+    identities (BENCHMARKS.md). The statements mean what PostgreSQL's do, the
     other holders forgotten by key, not as a set: the two differ only for a chunk naming one
     record for two keys, which the upsert refuses either way."""
     # As SQLAlchemy binds the column: its dialect's form (on SQLite, text with microseconds).
@@ -825,7 +816,7 @@ class StateStore:
             if conn.dialect.name == "sqlite":
                 _record_identities_sqlite(conn, pipeline, items)
                 return
-            delete_other, upsert = _identity_statements(conn.dialect.name)
+            delete_other, upsert = _identity_statements()
             for part in _chunks(list(items), _LOOKUP_CHUNK):
                 # Each statement takes its rows as one JSON parameter the database expands: one
                 # identity per confirmed row is the bulk of the state store's work in an initial
