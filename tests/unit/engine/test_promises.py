@@ -135,6 +135,9 @@ def test_a_write_zoho_answered_without_a_record_id_is_confirmed_but_not_mapped(
     assert counts.confirmed == 2 and p.table.flag(2)
     assert p.state.identity("orders", "2") is None
     assert p.state.record_ids("orders", ["1", "2"]) == {"1": p.crm()["1"]["id"]}
+    spent, writes = p.credits_spent(), p.calls(INSERT)
+    drain(p.rt, None)  # nothing is pending: the cut answer costs nothing more
+    assert (p.credits_spent(), p.calls(INSERT)) == (spent, writes) and writes == 1
 
 
 # -- promise 3: crash safety ------------------------------------------------------------------
