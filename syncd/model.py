@@ -129,14 +129,21 @@ class PendingRow:
     _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
     key_text: str = field(init=False, repr=False, compare=False)
     """The legacy key as the CRM unique field holds it (made once: it is read per row often)."""
+    version: int | None = field(default=None, init=False, repr=False, compare=False)
+    """The version of the row the database reports, where it has one (PostgreSQL's ``xmin``:
+    the transaction that wrote this row version). The compare-and-set takes an unchanged
+    version as proof of unchanged content before it computes any fingerprint."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_text", str(self.key))
 
     @classmethod
-    def fingerprinted(cls, key: Any, values: Mapping[str, Any], fingerprint: str) -> PendingRow:
+    def fingerprinted(
+        cls, key: Any, values: Mapping[str, Any], fingerprint: str, version: int | None = None
+    ) -> PendingRow:
         """A row whose fingerprint the database computed as it read the row (PostgreSQL, see
-        ``syncd.source.table``): ``content_hash`` is then never computed for it."""
+        ``syncd.source.table``): ``content_hash`` is then never computed for it. ``version``:
+        the row version read with it, if any."""
         # Slots set directly: the frozen dataclass __init__ (a guarded set per field, then
         # __post_init__) cost about 1 µs, paid twice per row of an initial sync.
         row = _NEW(PendingRow)
@@ -144,6 +151,7 @@ class PendingRow:
         _SET_VALUES(row, values)
         _SET_FINGERPRINT(row, fingerprint)
         _SET_KEY_TEXT(row, str(key))
+        _SET_VERSION(row, version)
         return row
 
     def lean(self) -> PendingRow:
@@ -152,7 +160,7 @@ class PendingRow:
         Its compare-and-set compares fingerprints. It shares this row's key text and one empty
         mapping. A copy, this row left as it is; the page writer makes its own rows lean in
         place (``make_lean``)."""
-        row = PendingRow.fingerprinted(self.key, _NO_VALUES, self.fingerprint)
+        row = PendingRow.fingerprinted(self.key, _NO_VALUES, self.fingerprint, self.version)
         _SET_KEY_TEXT(row, self.key_text)  # this row's text, shared rather than made again
         return row
 
@@ -191,6 +199,7 @@ _SLOTS = {name: PendingRow.__dict__[name].__set__ for name in PendingRow.__slots
 _GET_FINGERPRINT = PendingRow.__dict__["_fingerprint"].__get__
 _SET_KEY, _SET_VALUES = _SLOTS["key"], _SLOTS["values"]
 _SET_FINGERPRINT, _SET_KEY_TEXT = _SLOTS["_fingerprint"], _SLOTS["key_text"]
+_SET_VERSION = _SLOTS["version"]
 _NEW = object.__new__
 
 

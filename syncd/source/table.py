@@ -15,11 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
-from operator import attrgetter, itemgetter
+from operator import add, attrgetter, itemgetter
 from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -44,7 +45,10 @@ from sqlalchemy import (
     func,
     inspect,
     literal_column,
+    null,
+    or_,
     select,
+    text,
     true,
     type_coerce,
     update,
@@ -53,7 +57,7 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DataError, DBAPIError, NoSuchTableError, SAWarning, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.types import NullType, TypeEngine
+from sqlalchemy.types import NullType, TypeEngine, UserDefinedType
 
 from syncd import jsontext
 from syncd.crashpoints import crash_point
@@ -375,7 +379,35 @@ class LegacyTable:
         ]
         if self._on_server:  # last: _rows takes it by position, whatever the columns' names
             raw.append(self._fingerprint_sql().label("syncd_fingerprint"))
+            raw.append(self._version_sql().label("syncd_version"))
         return select(self._key.label(self.spec.key), *raw)
+
+    def _version_sql(self) -> ColumnElement[Any]:
+        """The row version PostgreSQL reports, as a number; NULL where it has none that can be
+        trusted (``_has_row_versions``)."""
+        if not self._has_row_versions:
+            return null()
+        return cast(cast(self._xmin, Text()), BigInteger())
+
+    @cached_property
+    def _xmin(self) -> ColumnElement[Any]:
+        """The ``xmin`` system column of the table, qualified (it is not reflected)."""
+        return literal_column(f"{self._quoted_table}.xmin")
+
+    @cached_property
+    def _quoted_table(self) -> str:
+        return str(self.engine.dialect.identifier_preparer.format_table(self.table))
+
+    @cached_property
+    def _has_row_versions(self) -> bool:
+        """Whether each row's ``xmin`` identifies its version: true of a plain or partitioned
+        table, whose every UPDATE (or delete and insert) writes a new row version stamped with
+        the writing transaction's id. A view has no ``xmin``; a foreign table's is not the
+        remote row's. Asked once, of the catalog."""
+        query = text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:name)")
+        with self._connect("reading what kind of relation the table is") as conn:
+            kind = conn.execute(query, {"name": self._quoted_table}).scalar()
+        return kind in ("r", "p")
 
     def _fingerprint_sql(self) -> ColumnElement[str]:
         """PostgreSQL's fingerprint of a row: ``md5`` of the text of ``ROW(<compared columns>)``,
@@ -430,8 +462,8 @@ class LegacyTable:
             # A part's rows made by C-level maps: no Python loop step per row.
             keys = map(itemgetter(key_at), part)
             values = map(dict, map(zip, itertools.repeat(compared), picked))
-            if made is not None:
-                rows.extend(map(made, keys, values, map(itemgetter(-1), part)))
+            if made is not None:  # the fingerprint and the version: the last two
+                rows.extend(map(made, keys, values, map(itemgetter(-2), part), map(_LAST, part)))
             else:
                 rows.extend(map(PendingRow, keys, values))
         result.close()
@@ -633,28 +665,28 @@ class LegacyTable:
     @_retried
     def _confirm_on_server(self, sent: Sequence[PendingRow]) -> Confirmation:
         """The compare-and-set of lean rows on PostgreSQL, in one transaction: one UPDATE sets
-        the flag where the key is sent and the database's fingerprint of the row
-        (``_fingerprint_sql``, the expression that fingerprinted it when it was read) equals
-        the one sent, returning the keys it flagged; the flag is read back (a trigger may
+        the flag where the key is sent and the row is unchanged (``_unchanged_sql``: the row
+        version read, or else the database's fingerprint of the row, ``_fingerprint_sql``,
+        the expression that fingerprinted it when it was read, equals the one sent),
+        returning the keys it flagged; the flag is read back (a trigger may
         reset it); only the keys not flagged are read once more, to tell a changed row from a
         deleted one. Keys and fingerprints are one JSON parameter: the same statement text
         for every chunk, prepared once.
 
         Promise 1 holds under concurrent writers: an UPDATE locks each row it is about to
         change, and if another transaction changed that row after this statement's snapshot,
-        PostgreSQL (READ COMMITTED) re-evaluates the WHERE clause, fingerprint included, on
-        the newest committed version before changing it. So the fingerprint compared is that
-        of the row as it is when flagged, never of an older version; a writer that comes
+        PostgreSQL (READ COMMITTED) re-evaluates the WHERE clause, version and fingerprint
+        included, on the newest committed version before changing it. So what is compared is
+        the row as it is when flagged, never an older version; a writer that comes
         later waits for this transaction and then sets the flag false itself."""
         key = self._col(self.spec.key)
         flag = self._col(self.spec.flag)
         texts = list(map(_KEY_TEXT, sent))
-        fingerprints = jsontext.dumps(dict(zip(texts, fingerprints_of(sent), strict=True)))
-        given = cast(bindparam("sent", fingerprints, type_=String()), postgresql.JSON())
+        given = cast(bindparam("sent", _sent_json(texts, sent), type_=String()), postgresql.JSON())
         pairs = func.json_each_text(given).table_valued("key", "value")
         flagging = (
             update(self.table)
-            .where(key == cast(pairs.c.key, key.type), self._fingerprint_sql() == pairs.c.value)
+            .where(key == cast(pairs.c.key, key.type), self._unchanged_sql(pairs.c.value))
             .values({flag: true()})
             .returning(key)
         )
@@ -680,6 +712,19 @@ class LegacyTable:
             {str(k): (CHANGED,) if str(k) in present else (DELETED,) for k in missed},
             frozenset(unflagged),
         )
+
+    def _unchanged_sql(self, sent: ColumnElement[str]) -> ColumnElement[bool]:
+        """Whether the row holds what was sent (``_sent_json``'s text: the fingerprint, then
+        the row version, if any). The same version is the same row version, so the same
+        content: the fingerprint is computed only for a row written since it was read. Such
+        a row may hold what was sent all the same (an UPDATE that changed nothing); the
+        fingerprint then still confirms it. PostgreSQL evaluates an OR's arms in order and
+        stops at the first true one."""
+        same_content = self._fingerprint_sql() == func.split_part(sent, " ", 1)
+        if not self._has_row_versions:
+            return same_content
+        version = cast(func.nullif(func.split_part(sent, " ", 2), ""), XID())
+        return or_(self._xmin == version, same_content)
 
     def _key_in(self, keys: list[Any]) -> ColumnElement[bool]:
         """``key IN (...)`` as one parameter where the database allows it, so the statement text
@@ -732,6 +777,23 @@ class LegacyTable:
 
 
 _KEY, _VALUES, _KEY_TEXT = attrgetter("key"), attrgetter("values"), attrgetter("key_text")
+_VERSION, _LAST = attrgetter("version"), itemgetter(-1)
+
+
+class XID(UserDefinedType[str]):
+    """PostgreSQL's ``xid``, the type of ``xmin``: only cast to, never read or bound."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: Any) -> str:
+        return "xid"
+
+
+def _sent_json(texts: Sequence[str], sent: Sequence[PendingRow]) -> str:
+    """The JSON object ``_confirm_on_server`` binds: key text -> the fingerprint sent, then a
+    space and the row version read with it, if one was (a fingerprint is hex: no space)."""
+    versions = ("" if v is None else f" {v}" for v in map(_VERSION, sent))
+    return jsontext.dumps(dict(zip(texts, map(add, fingerprints_of(sent), versions), strict=True)))
 
 
 def _plain_keys(keys: Iterable[Any]) -> bool:

@@ -9,9 +9,10 @@ import threading
 import time
 from urllib.parse import quote
 
+import pytest
 from sqlalchemy import Engine
 
-from syncd.model import CHANGED, DELETED, FieldMap, TableSpec, content_hash
+from syncd.model import CHANGED, DELETED, FieldMap, PendingRow, TableSpec, content_hash
 from syncd.source.table import LegacyTable, open_source_engine
 from tests.helpers.native import NativeDatabase, native
 
@@ -188,3 +189,78 @@ def test_a_value_moving_across_a_column_boundary_is_a_change(pg_url: str) -> Non
             engine.dispose()
         assert confirmation.marked == set()
         assert confirmation.changed == {"1": (CHANGED,), "2": (CHANGED,)}
+
+
+def test_a_row_rewritten_with_what_it_held_is_still_confirmed(pg_url: str) -> None:
+    """An UPDATE that writes the values a row already held gives the row a new version, but
+    the content sent is still there: the fingerprint confirms it. A changed row stays pending."""
+    with native(pg_url) as db:
+        _filled(db)
+        engine = open_source_engine(pg_url)
+        try:
+            table = _table(engine)
+            sent = [r.lean() for r in table.pending_batch(None, 100)]
+            db.execute("UPDATE awkward SET note = note, amount = amount WHERE id <= 3")
+            db.execute("UPDATE awkward SET note = 'late' WHERE id = 4")
+            confirmation = table.mark_synced(sent)
+        finally:
+            engine.dispose()
+        assert all(r.version is not None for r in sent)
+        assert confirmation.changed == {"4": (CHANGED,)}
+        assert _flagged(db) == {r[0] for r in ROWS} - {4}
+
+
+def test_an_unchanged_row_version_confirms_without_the_fingerprint(pg_url: str) -> None:
+    """A row whose version (xmin) is the one read holds what was read: the fingerprint is not
+    compared. Shown with fingerprints made wrong on purpose: rows not written since the read
+    are flagged; a row rewritten with its own values (a new version) is then compared by
+    fingerprint, which no longer matches, and stays pending."""
+    with native(pg_url) as db:
+        _filled(db)
+        engine = open_source_engine(pg_url)
+        try:
+            table = _table(engine)
+            read = table.pending_batch(None, 100)
+            wrong = [PendingRow.fingerprinted(r.key, {}, "0" * 32, r.version) for r in read]
+            db.execute("UPDATE awkward SET note = note WHERE id = 2")
+            confirmation = table.mark_synced(wrong)
+        finally:
+            engine.dispose()
+        assert confirmation.changed == {"2": (CHANGED,)}
+        assert _flagged(db) == {r[0] for r in ROWS} - {2}
+
+
+@pytest.mark.parametrize("kind", ["view", "partitioned table"])
+def test_row_versions_are_read_from_tables_only(pg_url: str, kind: str) -> None:
+    """A partitioned table's rows carry their version; a view's carry none (it has no xmin)
+    and are confirmed by fingerprint alone."""
+    with native(pg_url) as db:
+        if kind == "view":
+            _filled(db)
+            db.execute("ALTER TABLE awkward RENAME TO awkward_base")
+            db.execute("CREATE VIEW awkward AS SELECT * FROM awkward_base")
+        else:
+            db.execute(DDL.replace("PRIMARY KEY,", ",") + " PARTITION BY RANGE (id)")
+            db.execute("CREATE TABLE awkward_low PARTITION OF awkward FOR VALUES FROM (0) TO (4)")
+            db.execute("CREATE TABLE awkward_high PARTITION OF awkward FOR VALUES FROM (4) TO (99)")
+            db.execute("CREATE UNIQUE INDEX ON awkward (id)")
+            db.executemany(
+                "INSERT INTO awkward (id, amount, ratio, at, doc, docb, blob, note)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                ROWS,
+            )
+        engine = open_source_engine(pg_url)
+        try:
+            table = _table(engine)
+            sent = [r.lean() for r in table.pending_batch(None, 100)]
+            db.execute(
+                f"UPDATE {'awkward_base' if kind == 'view' else 'awkward'} SET note = 'x'"
+                " WHERE id = 5"
+            )
+            confirmation = table.mark_synced(sent)
+        finally:
+            engine.dispose()
+        versions = {r.version is None for r in sent}
+        assert versions == {kind == "view"}
+        assert confirmation.changed == {"5": (CHANGED,)}
+        assert confirmation.marked == {str(r[0]) for r in ROWS} - {"5"}
