@@ -16,6 +16,7 @@ import os
 import re
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,32 +280,57 @@ class _ZipCsv:
 
 
 def parse_bulk_result(data: bytes) -> list[Outcome]:
-    """Outcomes from a downloaded result zip, one per key (the first column)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = [n for n in archive.namelist() if n.lower().endswith(".csv")]
-            if not names:
-                raise CrmRetriableError("the bulk result zip holds no CSV", code="BAD_RESULT")
-            text = archive.read(names[0]).decode("utf-8-sig")
-    except (zipfile.BadZipFile, UnicodeDecodeError) as exc:
-        raise CrmRetriableError(f"the bulk result is unreadable: {exc}", code="BAD_RESULT") from exc
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = [cell.strip().upper() for cell in next(reader, [])]
-    if "STATUS" not in header:
-        raise CrmRetriableError("the bulk result CSV has no STATUS column", code="BAD_RESULT")
+    """Outcomes from a downloaded result zip, one per key (the first column).
+
+    The usual result (every row written, with its record id) is read as it is unzipped, only
+    the key, STATUS and RECORD_ID of each row kept: a job's 25,000 rows as lists of every cell
+    held about 12 MiB more at the drain's peak. Any other result is read again, row by row."""
+    header, rows = _result_rows(data)
     status_at = _zoho_column(header, "STATUS")
     id_at = _zoho_column(header, "RECORD_ID") if "RECORD_ID" in header else None
+    written = _all_written(rows, status_at, id_at)
+    if written is not None:
+        keys, outcomes = written
+    else:  # some row was not written: each row on its own
+        header, rows = _result_rows(data)
+        listed = list(rows)
+        keys = list(map(operator.itemgetter(0), listed))
+        outcomes = [result_outcome(row[0], dict(zip(header, row, strict=False))) for row in listed]
+    # A key named twice keeps its last row.
+    return list(dict(zip(keys, outcomes, strict=True)).values())
+
+
+_UNREADABLE = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, csv.Error)
+"""What reading a damaged result raises: a bad archive, checksum or deflate stream, one cut
+short, offsets out of the file (ValueError), bytes that are not UTF-8 (UnicodeDecodeError is a
+ValueError), a CSV the reader cannot split."""
+
+
+def _result_rows(data: bytes) -> tuple[list[str], Iterator[list[str]]]:
+    """The result CSV's header (upper-cased) and its non-empty rows, read as they are unzipped:
+    damage found on the way is BAD_RESULT, wherever it is."""
     try:
-        rows = [row for row in reader if row]
-    except csv.Error as exc:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        names = [n for n in archive.namelist() if n.lower().endswith(".csv")]
+        if not names:
+            raise CrmRetriableError("the bulk result zip holds no CSV", code="BAD_RESULT")
+        text = io.TextIOWrapper(archive.open(names[0]), encoding="utf-8-sig", newline="")
+        reader = csv.reader(text)
+        header = [cell.strip().upper() for cell in next(reader, [])]
+    except _UNREADABLE as exc:
+        raise CrmRetriableError(f"the bulk result is unreadable: {exc}", code="BAD_RESULT") from exc
+    if "STATUS" not in header:
+        raise CrmRetriableError("the bulk result CSV has no STATUS column", code="BAD_RESULT")
+    return header, _checked(filter(None, reader))
+
+
+def _checked(rows: Iterator[list[str]]) -> Iterator[list[str]]:
+    try:
+        yield from rows
+    except _UNREADABLE as exc:
         raise CrmRetriableError(
             f"the bulk result CSV is unreadable: {exc}", code="BAD_RESULT"
         ) from exc
-    outcomes = _all_written(rows, status_at, id_at)
-    if outcomes is None:  # some row was not written: each row on its own
-        outcomes = [result_outcome(row[0], dict(zip(header, row, strict=False))) for row in rows]
-    # A key named twice keeps its last row.
-    return list(dict(zip(map(operator.itemgetter(0), rows), outcomes, strict=True)).values())
 
 
 def _zoho_column(header: list[str], name: str) -> int:
@@ -317,20 +343,28 @@ def _zoho_column(header: list[str], name: str) -> int:
 _WRITTEN_STATUS = {"ADDED": OutcomeKind.ADDED, "UPDATED": OutcomeKind.UPDATED}
 
 
-def _all_written(rows: list[list[str]], status_at: int, id_at: int | None) -> list[Outcome] | None:
-    """The outcomes of ``rows`` when every one is ADDED or UPDATED (as Zoho spells them) with
-    its record id: the usual result, read column by column without a Python call per row
-    (2.6 µs a row before). None when any row is otherwise."""
-    if not rows:
-        return []
-    if id_at is None or min(map(len, rows)) <= max(status_at, id_at):
+def _all_written(
+    rows: Iterator[list[str]], status_at: int, id_at: int | None
+) -> tuple[Sequence[str], list[Outcome]] | None:
+    """The keys and outcomes of ``rows`` when every one is ADDED or UPDATED (as Zoho spells
+    them) with its record id: the usual result, read column by column without a Python call
+    per row (2.6 µs a row before). None when any row is otherwise (or too short to say)."""
+    if id_at is None:
         return None
-    kinds = list(map(_WRITTEN_STATUS.get, map(operator.itemgetter(status_at), rows)))
-    ids = list(map(str.strip, map(operator.itemgetter(id_at), rows)))
+    try:
+        picked = list(map(operator.itemgetter(0, status_at, id_at), rows))
+    except IndexError:  # a row too short for Zoho's columns
+        return None
+    if not picked:
+        return [], []
+    keys, statuses, found = zip(*picked, strict=True)
+    del picked
+    kinds = list(map(_WRITTEN_STATUS.get, statuses))
+    ids = list(map(str.strip, found))
     if None in kinds or "" in ids:
         return None
     written = cast(list[OutcomeKind], kinds)  # None is not among them (above)
-    return Outcome.written_many(map(operator.itemgetter(0), rows), written, ids)
+    return keys, Outcome.written_many(keys, written, ids)
 
 
 def result_outcome(key: str, cells: dict[str, str]) -> Outcome:

@@ -208,6 +208,41 @@ def test_unreadable_result_is_temporary() -> None:
         parse_bulk_result(_result_zip("a,b\n1,2\n"))
 
 
+@pytest.mark.parametrize("damage", ["bad bytes in the middle", "cut short", "not UTF-8"])
+def test_a_result_found_damaged_while_read_is_temporary(damage: str) -> None:
+    """The CSV is read as it is unzipped: damage found past the header (a corrupt or cut
+    deflate stream, a bad checksum, bytes that are not UTF-8) is BAD_RESULT, not a traceback
+    and not the outcomes of the rows before it."""
+    ids = random.Random(7).sample(range(10**12, 10**13), 20_000)  # little to compress
+    rows = "".join(f"k{i},ADDED,{record_id},\r\n" for i, record_id in enumerate(ids))
+    text = ("parent_id,STATUS,RECORD_ID,ERRORS\r\n" + rows).encode()
+    if damage == "not UTF-8":
+        text = text.replace(b"k19999,", b"k\xff,")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("Orders-syncd.csv", text)
+    data = bytearray(buffer.getvalue())
+    body = data.index(b"Orders-syncd.csv") + len("Orders-syncd.csv")  # the local header's end
+    late = body + (data.rindex(b"PK\x01\x02") - body) * 3 // 4  # far past the header
+    if damage == "bad bytes in the middle":
+        data[late : late + 40] = bytes(40)
+    elif damage == "cut short":
+        data = data[:late] + data[data.rindex(b"PK\x01\x02") :]
+    with pytest.raises(CrmRetriableError) as raised:
+        parse_bulk_result(bytes(data))
+    assert raised.value.code == "BAD_RESULT"
+
+
+def test_a_row_too_short_for_zohos_columns_is_read_on_its_own() -> None:
+    """A row that ends before RECORD_ID sends the result through the row-by-row reader: its
+    rows keep their outcomes, the short one its status without a record id."""
+    data = _result_zip("parent_id,STATUS,RECORD_ID,ERRORS\r\nk1,ADDED,111,\r\nk2,ADDED\r\n")
+    assert parse_bulk_result(data) == [
+        Outcome("k1", OutcomeKind.ADDED, record_id="111"),
+        Outcome("k2", OutcomeKind.ADDED, record_id=None),
+    ]
+
+
 def test_errors_cell() -> None:
     """The first code and its first column are reported."""
     assert parse_errors_cell("MANDATORY_NOT_FOUND-Company,Last_Name:DUPLICATE_DATA-Email") == (
