@@ -463,7 +463,8 @@ class LegacyTable:
             keys = map(itemgetter(key_at), part)
             values = map(dict, map(zip, itertools.repeat(compared), picked))
             if made is not None:  # the fingerprint and the version: the last two
-                rows.extend(map(made, keys, values, map(itemgetter(-2), part), map(_LAST, part)))
+                fingerprints = map(itemgetter(-2), part)
+                rows.extend(map(made, keys, values, fingerprints, _shared(map(_LAST, part))))
             else:
                 rows.extend(map(PendingRow, keys, values))
         result.close()
@@ -794,6 +795,14 @@ def _sent_json(texts: Sequence[str], sent: Sequence[PendingRow]) -> str:
     space and the row version read with it, if one was (a fingerprint is hex: no space)."""
     versions = ("" if v is None else f" {v}" for v in map(_VERSION, sent))
     return jsontext.dumps(dict(zip(texts, map(add, fingerprints_of(sent), versions), strict=True)))
+
+
+def _shared(versions: Iterable[int | None]) -> Iterator[int | None]:
+    """The same version, one object: rows written by one transaction (a migration, a bulk
+    load: what an initial sync often reads) share their xmin, and a bulk job in flight keeps
+    each row's version (32 bytes a row otherwise)."""
+    listed = list(versions)
+    return map(dict(zip(listed, listed, strict=True)).__getitem__, listed)
 
 
 def _plain_keys(keys: Iterable[Any]) -> bool:

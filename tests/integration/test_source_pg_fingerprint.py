@@ -230,6 +230,23 @@ def test_an_unchanged_row_version_confirms_without_the_fingerprint(pg_url: str) 
         assert _flagged(db) == {r[0] for r in ROWS} - {2}
 
 
+def test_rows_written_by_one_transaction_share_one_version_object(pg_url: str) -> None:
+    """The rows _filled inserts in one statement carry one xmin: a part's rows hold it as one
+    object, not one int each (a job in flight keeps every row's version). A row written
+    later has its own."""
+    with native(pg_url) as db:
+        _filled(db, copies=3)
+        db.execute("UPDATE awkward SET note = 'later' WHERE id = 5")
+        engine = open_source_engine(pg_url)
+        try:
+            rows = _table(engine).pending_batch(None, 100)
+        finally:
+            engine.dispose()
+    loaded = [r for r in rows if r.key != 5]
+    assert len({id(r.version) for r in loaded}) == 1
+    assert {r.version for r in rows if r.key == 5}.isdisjoint({loaded[0].version})
+
+
 @pytest.mark.parametrize("kind", ["view", "partitioned table"])
 def test_row_versions_are_read_from_tables_only(pg_url: str, kind: str) -> None:
     """A partitioned table's rows carry their version; a view's carry none (it has no xmin)
