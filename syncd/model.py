@@ -155,11 +155,11 @@ class PendingRow:
         return row
 
     def lean(self) -> PendingRow:
-        """This row without its values, its fingerprint kept: what a bulk job in flight holds
-        (a batch's values would otherwise stay in memory for each job running; promise 7).
-        Its compare-and-set compares fingerprints. It shares this row's key text and one empty
-        mapping. A copy, this row left as it is; the page writer makes its own rows lean in
-        place (``make_lean``)."""
+        """This row without its values, its fingerprint and version kept: what a bulk job in
+        flight holds (a batch's values would otherwise stay in memory for each job running;
+        promise 7). Its compare-and-set compares those. It shares this row's key text and one
+        empty mapping. A copy, this row left as it is; the page writer makes its own rows lean
+        in place (``make_lean``)."""
         row = PendingRow.fingerprinted(self.key, _NO_VALUES, self.fingerprint, self.version)
         _SET_KEY_TEXT(row, self.key_text)  # this row's text, shared rather than made again
         return row

@@ -597,7 +597,8 @@ class LegacyTable:
         result does not depend on how values survive a round trip (floats, latin1 text, json,
         SQLite affinity). A row changed meanwhile keeps flag false and is sent again. On
         PostgreSQL, lean rows are compared by the database itself (``_confirm_on_server``):
-        what is bound is the fingerprint it computed when it read the row, never a value.
+        what is bound is the row version it reported and the fingerprint it computed when it
+        read the row, never a value.
         """
         marked: set[str] = set()
         changed: dict[str, tuple[str, ...]] = {}
