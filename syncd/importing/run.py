@@ -24,6 +24,7 @@ from typing import Protocol
 from syncd.credits import BULK_JOB_CREDITS
 from syncd.crm.bulk_csv import BulkLimits
 from syncd.engine.drain import AMBIGUOUS_CODES
+from syncd.engine.pace import JobPace
 from syncd.errors import (
     BudgetExceeded,
     CrmError,
@@ -46,7 +47,6 @@ from syncd.ports import Clock, OpenJob
 
 logger = logging.getLogger(__name__)
 
-_MAX_POLL_WAIT = 60.0
 _IDENTITY_FILE = "import.json"
 
 
@@ -114,6 +114,7 @@ class _InFlight:
     part: int
     path: Path
     records: tuple[int, ...]
+    created_at: datetime | None = None  # when Zoho took it (None: resumed from the journal)
 
 
 @dataclass
@@ -134,6 +135,11 @@ class ImportRun:
     on_job: Callable[[JobEvent], None] = lambda _event: None
     failed_jobs: int = 0
     uncertain_jobs: int = 0
+    pace: JobPace = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The parts of one file are alike: the drain's pace of status calls serves them too.
+        self.pace = JobPace(self.poll_interval.total_seconds())
 
     @property
     def pipeline(self) -> str:
@@ -241,9 +247,10 @@ def _start(run: ImportRun, part: Part) -> _InFlight:
     except (CrmError, BudgetExceeded) as exc:  # Zoho refused, or the call never left
         _close(run, entry, part.path, JobState.FAILED, f"not created: {exc}")
         raise
-    run.state.journal_created(entry, job_id, run.clock.now())
+    created_at = run.clock.now()
+    run.state.journal_created(entry, job_id, created_at)
     run.on_job(JobEvent(part.number, job_id, len(part.records)))
-    return _InFlight(entry, job_id, part.number, part.path, part.records)
+    return _InFlight(entry, job_id, part.number, part.path, part.records, created_at)
 
 
 def _upload_and_create(run: ImportRun, entry: int, part: Part) -> str:
@@ -265,7 +272,7 @@ def _finish(run: ImportRun, job: _InFlight) -> None:
     """Wait for a job and keep its per-row results; a job that cannot give them (FAILED, its
     result or its part file gone) is closed with the reason, and its rows go again next run."""
     try:
-        status = _wait(run, job.job_id)
+        status = _wait(run, job)
         if status.state == "FAILED":
             raise CrmFatalError(f"Zoho reported bulk job {job.job_id} FAILED", code="JOB_FAILED")
         result = run.crm.bulk_result_rows(status)
@@ -291,23 +298,32 @@ def _unfinishable(run: ImportRun, job: _InFlight, why: str) -> None:
     run.on_job(JobEvent(job.part, job.job_id, len(job.records), {}, why))
 
 
-def _wait(run: ImportRun, job_id: str) -> BulkJobStatus:
-    """Poll with a growing interval until the job finishes or ``job_timeout`` passes; a job
-    still running then stays journaled for the next run."""
-    deadline = run.clock.now() + run.job_timeout
-    wait = run.poll_interval.total_seconds()
-    while True:
-        status = run.crm.bulk_job_status(job_id)
+def _wait(run: ImportRun, job: _InFlight) -> BulkJobStatus:
+    """Poll when the import's pace says (``JobPace``: at once for the first job, then on a
+    growing interval; later parts when the earlier ones' pace says they are due) until the
+    job finishes or ``job_timeout`` passes; a job still running then stays journaled for the
+    next run."""
+    now = run.clock.now()
+    deadline = now + run.job_timeout
+    created_at = job.created_at or now
+    running_at: float | None = None
+    for wait in run.pace.waits(len(job.records), (now - created_at).total_seconds()):
+        if wait:
+            run.sleep(wait)
+        asked = run.clock.now()
+        status = run.crm.bulk_job_status(job.job_id)
         if status.finished:
+            if job.created_at is not None:  # a resumed job's age is not its run time
+                run.pace.learn(len(job.records), running_at)
             return status
         if run.clock.now() >= deadline:
             raise CrmRetriableError(
-                f"bulk job {job_id} still {status.state} after {run.job_timeout}; run the same "
-                "import again later to apply it (it is not created again)",
+                f"bulk job {job.job_id} still {status.state} after {run.job_timeout}; run the "
+                "same import again later to apply it (it is not created again)",
                 code="JOB_TIMEOUT",
             )
-        run.sleep(wait)
-        wait = min(wait * 1.5, _MAX_POLL_WAIT)
+        running_at = (asked - created_at).total_seconds()  # it ran at least this long
+    raise AssertionError("JobPace.waits is endless")  # pragma: no cover
 
 
 def _close(run: ImportRun, entry: int, path: Path, state: JobState, error: str | None) -> None:

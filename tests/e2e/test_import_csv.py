@@ -32,7 +32,7 @@ PER_JOB = 10  # three jobs for 25 rows: 10, 10, 5
 NOTES = 'first line\nsecond, with "quotes"\r\nthird'  # a quoted cell holding newlines
 
 
-def write_crm_config(directory: Path, base_url: str, crm: str = "") -> Path:
+def write_crm_config(directory: Path, base_url: str, crm: str = "", interval: str = "1s") -> Path:
     """A config with [crm], [state] and [log] only: import needs no [source] or pipeline."""
     emulator = EmulatorSettings()
     path = directory / "import.toml"
@@ -48,7 +48,7 @@ upload_url = "{base_url}/crm/v8/upload"
 client_id = "{emulator.client_id}"
 client_secret = "{emulator.client_secret}"
 refresh_token = "{emulator.refresh_token}"
-bulk_poll_interval = "1s"
+bulk_poll_interval = "{interval}"
 {crm}
 
 [log]
@@ -353,6 +353,28 @@ def test_jobs_past_their_timeout_stay_journaled_and_a_rerun_applies_them(
         assert len(emu.admin.jobs()) == 3  # only the third part was created now
         results = read_results(tmp_path / "orders.results.csv")
     assert [r["STATUS"] for r in results] == ["ADDED"] * ROWS
+
+
+def test_after_the_first_part_each_job_is_seen_soon_after_it_finished(tmp_path: Path) -> None:
+    """Three parts whose jobs take 1 s each, one at a time, with a 6 s poll interval. Polling
+    on the interval sees each job 5 s late (at least 18 s in all); paced as the drain's jobs
+    are (``JobPace``: the parts of one file are alike), only the first is (about 6 + 1.3 + 1.3
+    s, plus the command's start), for a few status calls more."""
+    settings = EmulatorSettings(bulk_rows_per_second=None, bulk_job_seconds=1.0)
+    with EmulatorServer(settings) as emulator:
+        config = write_crm_config(
+            tmp_path, emulator.base_url, "bulk_jobs_in_flight = 1", interval="6s"
+        )
+        source = orders_csv(tmp_path / "orders.csv", 3 * PER_JOB)
+        began = time.monotonic()
+        result = import_file(config, source, "--find-by", "parent_id")
+        took = time.monotonic() - began
+        stats = emulator.admin.stats()
+    assert result.returncode == 0, result.stderr
+    assert stats["bulk"]["jobs_created"] == 3
+    assert took < 3 * 6 - 3, f"{took:.1f} s: the jobs were seen an interval late"
+    polls = stats["calls"].get("GET /crm/bulk/v8/write/{job_id}", 0)
+    assert 3 * 2 <= polls <= 3 * 6, polls
 
 
 @pytest.mark.parametrize(("content", "args", "expected"), FILE_PROBLEMS)
