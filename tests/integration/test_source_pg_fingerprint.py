@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 from urllib.parse import quote
 
 import pytest
 from sqlalchemy import Engine
 
-from syncd.model import CHANGED, DELETED, FieldMap, PendingRow, TableSpec, content_hash
+from syncd.model import (
+    CHANGED,
+    DELETED,
+    Confirmation,
+    FieldMap,
+    PendingRow,
+    TableSpec,
+    content_hash,
+)
 from syncd.source.table import LegacyTable, open_source_engine
 from tests.helpers.native import NativeDatabase, native
 
@@ -66,6 +75,25 @@ def _flagged(db: NativeDatabase) -> set[int]:
     return {int(k) for (k,) in db.query("SELECT id FROM awkward WHERE sync")}
 
 
+def _read_change_confirm(
+    pg_url: str,
+    db: NativeDatabase,
+    changes: Sequence[str],
+    table: Callable[[Engine], LegacyTable] = _table,
+) -> tuple[list[PendingRow], Confirmation]:
+    """Read every pending row as a bulk job keeps it (lean), run ``changes`` through the
+    legacy client, then confirm what was read."""
+    engine = open_source_engine(pg_url)
+    try:
+        source = table(engine)
+        sent = [r.lean() for r in source.pending_batch(None, 100)]
+        for sql in changes:
+            db.execute(sql)
+        return sent, source.mark_synced(sent)
+    finally:
+        engine.dispose()
+
+
 def test_unchanged_rows_of_awkward_types_are_flagged_even_across_odd_sessions(pg_url: str) -> None:
     """Rows read in one session are confirmed by another whose defaults differ (time zone,
     date style, float digits, bytea output); the fingerprint is the database's, not Python's."""
@@ -94,16 +122,8 @@ def test_rows_changed_or_deleted_after_the_read_stay_pending(pg_url: str) -> Non
     keeps the row pending and is reported changed; a deleted row is reported deleted."""
     with native(pg_url) as db:
         _filled(db, copies=2)
-        engine = open_source_engine(pg_url)
-        try:
-            table = _table(engine)
-            sent = [r.lean() for r in table.pending_batch(None, 100)]
-            for sql in CHANGES.values():
-                db.execute(sql)
-            db.execute("DELETE FROM awkward WHERE id = 9")
-            confirmation = table.mark_synced(sent)
-        finally:
-            engine.dispose()
+        changes = [*CHANGES.values(), "DELETE FROM awkward WHERE id = 9"]
+        _, confirmation = _read_change_confirm(pg_url, db, changes)
         changed = {str(k): (CHANGED,) for k in CHANGES}
         assert confirmation.changed == {**changed, "9": (DELETED,)}
         assert confirmation.marked == {"10", "11", "12"}
@@ -178,15 +198,16 @@ def test_a_value_moving_across_a_column_boundary_is_a_change(pg_url: str) -> Non
         db.executemany(
             "INSERT INTO pair VALUES (%s, %s, %s, false)", [(1, "x,y", "z"), (2, "x,y", None)]
         )
-        engine = open_source_engine(pg_url)
-        try:
-            table = LegacyTable(engine, TableSpec("pair", "pair", "id", "sync", fields))
-            sent = [r.lean() for r in table.pending_batch(None, 10)]
-            db.execute("UPDATE pair SET a = 'x', b = 'y,z' WHERE id = 1")
-            db.execute("UPDATE pair SET b = '' WHERE id = 2")
-            confirmation = table.mark_synced(sent)
-        finally:
-            engine.dispose()
+        changes = [
+            "UPDATE pair SET a = 'x', b = 'y,z' WHERE id = 1",
+            "UPDATE pair SET b = '' WHERE id = 2",
+        ]
+        _, confirmation = _read_change_confirm(
+            pg_url,
+            db,
+            changes,
+            lambda engine: LegacyTable(engine, TableSpec("pair", "pair", "id", "sync", fields)),
+        )
         assert confirmation.marked == set()
         assert confirmation.changed == {"1": (CHANGED,), "2": (CHANGED,)}
 
@@ -196,15 +217,11 @@ def test_a_row_rewritten_with_what_it_held_is_still_confirmed(pg_url: str) -> No
     the content sent is still there: the fingerprint confirms it. A changed row stays pending."""
     with native(pg_url) as db:
         _filled(db)
-        engine = open_source_engine(pg_url)
-        try:
-            table = _table(engine)
-            sent = [r.lean() for r in table.pending_batch(None, 100)]
-            db.execute("UPDATE awkward SET note = note, amount = amount WHERE id <= 3")
-            db.execute("UPDATE awkward SET note = 'late' WHERE id = 4")
-            confirmation = table.mark_synced(sent)
-        finally:
-            engine.dispose()
+        changes = [
+            "UPDATE awkward SET note = note, amount = amount WHERE id <= 3",
+            "UPDATE awkward SET note = 'late' WHERE id = 4",
+        ]
+        sent, confirmation = _read_change_confirm(pg_url, db, changes)
         assert all(r.version is not None for r in sent)
         assert confirmation.changed == {"4": (CHANGED,)}
         assert _flagged(db) == {r[0] for r in ROWS} - {4}
@@ -266,17 +283,9 @@ def test_row_versions_are_read_from_tables_only(pg_url: str, kind: str) -> None:
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 ROWS,
             )
-        engine = open_source_engine(pg_url)
-        try:
-            table = _table(engine)
-            sent = [r.lean() for r in table.pending_batch(None, 100)]
-            db.execute(
-                f"UPDATE {'awkward_base' if kind == 'view' else 'awkward'} SET note = 'x'"
-                " WHERE id = 5"
-            )
-            confirmation = table.mark_synced(sent)
-        finally:
-            engine.dispose()
+        written = "awkward_base" if kind == "view" else "awkward"
+        changes = [f"UPDATE {written} SET note = 'x' WHERE id = 5"]
+        sent, confirmation = _read_change_confirm(pg_url, db, changes)
         versions = {r.version is None for r in sent}
         assert versions == {kind == "view"}
         assert confirmation.changed == {"5": (CHANGED,)}
