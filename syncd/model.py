@@ -195,6 +195,10 @@ def fingerprints_of(rows: Iterable[PendingRow]) -> list[str]:
     return cast(list[str], found)
 
 
+ROW_KEY_TEXT = operator.attrgetter("key_text")
+"""A row's key text, for the maps in C that select over a batch's rows (``map(ROW_KEY_TEXT,
+rows)``): one getter for the engine, the CRM client and the source."""
+
 _SLOTS = {name: PendingRow.__dict__[name].__set__ for name in PendingRow.__slots__}
 _GET_FINGERPRINT = PendingRow.__dict__["_fingerprint"].__get__
 _SET_KEY, _SET_VALUES = _SLOTS["key"], _SLOTS["values"]
@@ -308,6 +312,10 @@ class Outcome(NamedTuple):
         given = zip(keys, kinds, record_ids, strict=True)
         whole = map(operator.add, given, repeat((None,) * 5))  # code, field, ... holder_id
         return list(map(partial(tuple.__new__, cls), whole))
+
+
+OUTCOME_KEY = operator.attrgetter("key")
+"""An outcome's key, for the maps in C over a job's outcomes (as ``ROW_KEY_TEXT`` for rows)."""
 
 
 class JobState(enum.StrEnum):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -20,7 +19,7 @@ from syncd.credits import BULK_JOB_CREDITS, OTHER_CALL_CREDITS, CallKind
 from syncd.crm.api import Call, ZohoApi
 from syncd.crm.bulk_csv import complete_outcomes, parse_bulk_result
 from syncd.errors import CrmFatalError, CrmRetriableError
-from syncd.model import BulkColumn, BulkFile, BulkJobStatus, Outcome
+from syncd.model import OUTCOME_KEY, BulkColumn, BulkFile, BulkJobStatus, Outcome
 from syncd.ports import Clock
 
 logger = logging.getLogger(__name__)
@@ -235,7 +234,7 @@ def _read_result(
         raise CrmRetriableError(f"bulk job {job_id}: {exc}", code="BAD_RESULT") from None
     if keys is None:
         return outcomes
-    foreign = sorted(set(map(_OUTCOME_KEY, outcomes)).difference(keys))  # no Python step a row
+    foreign = sorted(set(map(OUTCOME_KEY, outcomes)).difference(keys))  # no Python step a row
     if foreign:
         raise CrmRetriableError(
             f"bulk job {job_id}: the result names {len(foreign)} key(s) that were not in the "
@@ -243,9 +242,6 @@ def _read_result(
             code="BAD_RESULT",
         )
     return complete_outcomes(keys, outcomes)
-
-
-_OUTCOME_KEY = operator.attrgetter("key")
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

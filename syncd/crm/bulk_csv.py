@@ -25,7 +25,7 @@ from typing import cast
 from syncd.credits import BULK_MAX_ROWS
 from syncd.crm.upsert import RETRYABLE_CODES
 from syncd.errors import CrmFatalError, CrmRetriableError, WorkFileError
-from syncd.model import BulkColumn, BulkFile, BulkRow, Outcome, OutcomeKind
+from syncd.model import OUTCOME_KEY, BulkColumn, BulkFile, BulkRow, Outcome, OutcomeKind
 
 logger = logging.getLogger(__name__)
 
@@ -398,7 +398,7 @@ def complete_outcomes(keys: Sequence[str], outcomes: Sequence[Outcome]) -> list[
 
     Outcomes of other keys are dropped here; ``syncd.crm.bulk`` refuses such a result before.
     """
-    by_key = dict(zip(map(_OUTCOME_KEY, outcomes), outcomes, strict=True))
+    by_key = dict(zip(map(OUTCOME_KEY, outcomes), outcomes, strict=True))
     found = list(map(by_key.get, keys))  # made in C: the usual result names every key
     if None not in found:
         return cast(list[Outcome], found)
@@ -407,6 +407,3 @@ def complete_outcomes(keys: Sequence[str], outcomes: Sequence[Outcome]) -> list[
         or Outcome(key, OutcomeKind.RETRY, code="NOT_IN_RESULT", message="missing from the result")
         for key in keys
     ]
-
-
-_OUTCOME_KEY = operator.attrgetter("key")

@@ -18,6 +18,8 @@ from syncd.errors import RowNotRepresentable
 from syncd.model import (
     CHANGED,
     DELETED,
+    OUTCOME_KEY,
+    ROW_KEY_TEXT,
     WRITTEN,
     BulkRow,
     Confirmation,
@@ -216,8 +218,7 @@ def _record_local_rejects(
     return RunCounts(rejected=len(failed))
 
 
-_OUTCOME_KEY, _KIND = operator.attrgetter("key"), operator.attrgetter("kind")
-_KEY_TEXT = operator.attrgetter("key_text")
+_KIND = operator.attrgetter("kind")
 _IS_WRITTEN = WRITTEN.__contains__
 
 
@@ -233,14 +234,14 @@ def apply_outcomes(
     outcomes = claims.outcomes
     # Rows and outcomes are picked with C-level selections (compress over a map), not a
     # Python step per row: an initial sync applies 1,000,000 outcomes.
-    written = set(compress(map(_OUTCOME_KEY, outcomes), map(_IS_WRITTEN, map(_KIND, outcomes))))
-    confirmed = list(compress(rows, map(written.__contains__, map(_KEY_TEXT, rows))))
+    written = set(compress(map(OUTCOME_KEY, outcomes), map(_IS_WRITTEN, map(_KIND, outcomes))))
+    confirmed = list(compress(rows, map(written.__contains__, map(ROW_KEY_TEXT, rows))))
     confirmation = rt.source.mark_synced(confirmed)
     crash_point("after_rows_confirmed")
     remember(rt, rows, outcomes, confirmation)
     crash_point("after_identities_written")
     if claims.displaced:
-        resend_displaced(rt.source, claims.displaced, set(map(_KEY_TEXT, rows)))
+        resend_displaced(rt.source, claims.displaced, set(map(ROW_KEY_TEXT, rows)))
     if confirmation.marked:
         marked = sorted(confirmation.marked)
         rt.state.release_rejects(rt.name, marked)
@@ -340,7 +341,7 @@ def _park_non_converging(
     row is a defect signal instead (a trigger resetting the flag, a value that reads differently
     each time): logged once, parked as a reject until its content changes, never re-sent blind.
     """
-    marked = map(confirmation.marked.__contains__, map(_KEY_TEXT, confirmed))
+    marked = map(confirmation.marked.__contains__, map(ROW_KEY_TEXT, confirmed))
     stale = list(compress(confirmed, map(operator.not_, marked)))  # usually none
     stale = [r for r in stale if confirmation.changed.get(r.key_text) != (DELETED,)]
     if not stale:

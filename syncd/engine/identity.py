@@ -29,6 +29,7 @@ from syncd.engine.runtime import PipelineRuntime
 from syncd.errors import BudgetExceeded, CrmRetriableError
 from syncd.model import (
     RECORD_GONE_CODE,
+    ROW_KEY_TEXT,
     WRITTEN,
     Confirmation,
     CrmRecord,
@@ -45,7 +46,6 @@ logger = logging.getLogger(__name__)
 _KEY, _RECORD = operator.attrgetter("key"), operator.attrgetter("record_id")
 _MATCHED_BY = operator.attrgetter("matched_by")
 _KIND, _CODE = operator.attrgetter("kind"), operator.attrgetter("code")
-_KEY_TEXT = operator.attrgetter("key_text")
 
 TAKEOVER_CODE = "RECORD_OF_ANOTHER_KEY"
 """Code of a reject syncd raised: Zoho matched (or would match) the row to another key's record."""
@@ -351,7 +351,7 @@ def remember(
     loop with calls per row cost 2.6 µs a row (BENCHMARKS.md).
     """
     now = rt.clock.now()
-    sent = dict(zip(map(_KEY_TEXT, rows), rows, strict=True))
+    sent = dict(zip(map(ROW_KEY_TEXT, rows), rows, strict=True))
     # Selections made in C (compress over a map), as in apply_outcomes: the written outcomes,
     # then the rare ones whose record another row overwrote (kind RETRY, so not among them).
     owning = [

@@ -66,6 +66,7 @@ from syncd.errors import SourceError
 from syncd.model import (
     CHANGED,
     DELETED,
+    ROW_KEY_TEXT,
     Confirmation,
     FieldType,
     PendingRow,
@@ -683,7 +684,7 @@ class LegacyTable:
         later waits for this transaction and then sets the flag false itself."""
         key = self._col(self.spec.key)
         flag = self._col(self.spec.flag)
-        texts = list(map(_KEY_TEXT, sent))
+        texts = list(map(ROW_KEY_TEXT, sent))
         given = cast(bindparam("sent", _sent_json(texts, sent), type_=String()), postgresql.JSON())
         pairs = func.json_each_text(given).table_valued("key", "value")
         flagging = (
@@ -778,7 +779,7 @@ class LegacyTable:
             raise _translate(exc, what) from exc
 
 
-_KEY, _VALUES, _KEY_TEXT = attrgetter("key"), attrgetter("values"), attrgetter("key_text")
+_KEY, _VALUES = attrgetter("key"), attrgetter("values")
 _VERSION, _LAST = attrgetter("version"), itemgetter(-1)
 
 
