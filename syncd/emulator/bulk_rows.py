@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import struct
 import zipfile
 from collections.abc import Callable
 from datetime import tzinfo
@@ -210,7 +211,9 @@ def broken_result_zip(job: Job, header: list[str], rows: list[list[str]], kind: 
 
     no_csv: the zip holds a log file and no CSV. other_columns: a CSV of the uploaded columns
     only, without STATUS, RECORD_ID and ERRORS. foreign_keys: the true result plus a row for a
-    key that was not in the file (as when another job's result is mixed in).
+    key that was not in the file (as when another job's result is mixed in). damaged_stream:
+    the true result, its compressed bytes damaged three quarters of the way in (a proxy or a
+    disk garbling the download): it unzips until there, then fails.
     """
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -225,10 +228,24 @@ def broken_result_zip(job: Job, header: list[str], rows: list[list[str]], kind: 
             else:
                 writer.writerow(header)
                 writer.writerows(rows)
-                stranger = ["NOT-SENT-1", *[""] * (len(header) - 4), "ADDED", "1", ""]
-                writer.writerow(stranger)
+                if kind == "foreign_keys":
+                    stranger = ["NOT-SENT-1", *[""] * (len(header) - 4), "ADDED", "1", ""]
+                    writer.writerow(stranger)
             archive.writestr(f"{job.request.module.api_name}-result.csv", text.getvalue())
-    return buffer.getvalue()
+    return _damaged(buffer.getvalue()) if kind == "damaged_stream" else buffer.getvalue()
+
+
+def _damaged(data: bytes) -> bytes:
+    """``data`` (a zip of one member) with up to 16 bytes of the member's compressed stream
+    zeroed from three quarters of the way in; the archive's own records stay whole."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        member = archive.infolist()[0]
+    local = member.header_offset
+    name_length, extra_length = struct.unpack("<HH", data[local + 26 : local + 30])
+    into = member.compress_size * 3 // 4
+    at = local + 30 + name_length + extra_length + into
+    width = max(1, min(16, member.compress_size - into))
+    return data[:at] + bytes(width) + data[at + width :]
 
 
 def _cased(status: str, case: str) -> str:

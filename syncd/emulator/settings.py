@@ -22,7 +22,7 @@ DEFAULT_SCOPE = (
 
 GarbleKind = Literal["truncated_json", "html_200", "wrong_content_type", "empty_body"]
 GARBLE_KINDS: tuple[str, ...] = typing.get_args(GarbleKind)
-BrokenResult = Literal["no_csv", "other_columns", "foreign_keys"]
+BrokenResult = Literal["no_csv", "other_columns", "foreign_keys", "damaged_stream"]
 BROKEN_RESULTS: tuple[str, ...] = typing.get_args(BrokenResult)
 
 

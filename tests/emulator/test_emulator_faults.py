@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -218,7 +219,7 @@ def test_garble_calls_limits_the_fault_to_the_named_calls(
     assert emulator.admin.faults()["garble_next"] == 0
 
 
-@pytest.mark.parametrize("kind", ["no_csv", "other_columns", "foreign_keys"])
+@pytest.mark.parametrize("kind", ["no_csv", "other_columns", "foreign_keys", "damaged_stream"])
 def test_broken_results_write_the_records_but_not_a_usable_result(
     zoho: Zoho, emulator: EmulatorServer, kind: str
 ) -> None:
@@ -233,8 +234,13 @@ def test_broken_results_write_the_records_but_not_a_usable_result(
     assert zoho.get(details["result"]["download_url"]).content == first
     with zipfile.ZipFile(io.BytesIO(first)) as archive:
         names = archive.namelist()
-        text = "" if kind == "no_csv" else archive.read(names[0]).decode()
-    if kind == "no_csv":
+        if kind == "damaged_stream":  # the archive opens; its CSV cannot be read to the end
+            with pytest.raises((zipfile.BadZipFile, zlib.error)):
+                archive.read(names[0])
+        text = "" if kind in ("no_csv", "damaged_stream") else archive.read(names[0]).decode()
+    if kind == "damaged_stream":
+        assert names == ["Orders-result.csv"]
+    elif kind == "no_csv":
         assert names == ["errors.log"]
     elif kind == "other_columns":
         assert text.splitlines()[0] == "parent_id,Name" and "STATUS" not in text

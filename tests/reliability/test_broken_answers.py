@@ -236,6 +236,7 @@ def test_an_unreadable_create_reply_is_counted_as_maybe_paid_twice(
         ("no_csv", "holds no CSV"),
         ("other_columns", "no STATUS column"),
         ("foreign_keys", "names 1 key(s) that were not in the job's file (first: 'NOT-SENT-1')"),
+        ("damaged_stream", "the bulk result CSV is unreadable"),
     ],
 )
 def test_a_broken_result_is_never_applied(
