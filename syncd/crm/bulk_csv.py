@@ -285,14 +285,14 @@ def parse_bulk_result(data: bytes) -> list[Outcome]:
     The usual result (every row written, with its record id) is read as it is unzipped, only
     the key, STATUS and RECORD_ID of each row kept: a job's 25,000 rows as lists of every cell
     held about 12 MiB more at the drain's peak. Any other result is read again, row by row."""
-    header, rows = _result_rows(data)
-    status_at = _zoho_column(header, "STATUS")
-    id_at = _zoho_column(header, "RECORD_ID") if "RECORD_ID" in header else None
+    header, rows = result_rows(data)
+    status_at = zoho_column(header, "STATUS")
+    id_at = zoho_column(header, "RECORD_ID") if "RECORD_ID" in header else None
     written = _all_written(rows, status_at, id_at)
     if written is not None:
         keys, outcomes = written
     else:  # some row was not written: each row on its own
-        header, rows = _result_rows(data)
+        header, rows = result_rows(data)
         listed = list(rows)
         keys = list(map(operator.itemgetter(0), listed))
         outcomes = [result_outcome(row[0], dict(zip(header, row, strict=False))) for row in listed]
@@ -306,9 +306,10 @@ short, offsets out of the file (ValueError), bytes that are not UTF-8 (UnicodeDe
 ValueError), a CSV the reader cannot split."""
 
 
-def _result_rows(data: bytes) -> tuple[list[str], Iterator[list[str]]]:
+def result_rows(data: bytes) -> tuple[list[str], Iterator[list[str]]]:
     """The result CSV's header (upper-cased) and its non-empty rows, read as they are unzipped:
-    damage found on the way is BAD_RESULT, wherever it is."""
+    a result with no CSV or no STATUS column, or damage found on the way, wherever it is, is
+    BAD_RESULT. The sync's outcomes and `syncd import`'s result rows are read through it."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         names = [n for n in archive.namelist() if n.lower().endswith(".csv")]
@@ -333,10 +334,11 @@ def _checked(rows: Iterator[list[str]]) -> Iterator[list[str]]:
         ) from exc
 
 
-def _zoho_column(header: list[str], name: str) -> int:
-    """Where Zoho's own column ``name`` is: the last of that name. The result echoes the first
-    three mapped columns under their uploaded names before its STATUS, RECORD_ID and ERRORS,
-    and a mapped field may well be called Status (read case-insensitively, it is the same)."""
+def zoho_column(header: list[str], name: str) -> int:
+    """Where Zoho's own column ``name`` is in a result's upper-cased header: the last of that
+    name. The result echoes the first three mapped columns under their uploaded names before
+    its STATUS, RECORD_ID and ERRORS, and a mapped field may well be called Status (read
+    case-insensitively, it is the same)."""
     return len(header) - 1 - header[::-1].index(name)
 
 

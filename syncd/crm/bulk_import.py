@@ -4,15 +4,13 @@ them (the legacy sync's ``bulk.py`` reads results as outcomes by legacy key inst
 
 from __future__ import annotations
 
-import csv
-import io
-import zipfile
 from collections.abc import Sequence
 from typing import Any
 
 from syncd.credits import OTHER_CALL_CREDITS, CallKind
 from syncd.crm.api import Call, ZohoApi
-from syncd.errors import CrmFatalError, CrmRetriableError
+from syncd.crm.bulk_csv import result_rows
+from syncd.errors import CrmFatalError
 from syncd.model import BulkJobStatus
 
 OPERATIONS = ("insert", "update", "upsert")
@@ -45,23 +43,13 @@ def import_job_request(
 
 
 def download_result_rows(api: ZohoApi, status: BulkJobStatus) -> list[list[str]]:
-    """The result CSV of a completed job, header first (its first three mapped columns, then
-    STATUS, RECORD_ID, ERRORS: reference §5.4)."""
+    """The result CSV of a completed job, header first, upper-cased (its first three mapped
+    columns, then STATUS, RECORD_ID, ERRORS: reference §5.4)."""
     if status.state != "COMPLETED" or not status.download_url:
         raise CrmFatalError(
             f"bulk job {status.job_id} has no result to download (state {status.state})",
             code="NO_RESULT",
         )
     data = api.send(Call("GET", status.download_url, CallKind.DOWNLOAD, OTHER_CALL_CREDITS)).content
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = [n for n in archive.namelist() if n.lower().endswith(".csv")]
-            if not names:
-                raise CrmRetriableError("the bulk result zip holds no CSV", code="BAD_RESULT")
-            text = archive.read(names[0]).decode("utf-8-sig")
-    except (zipfile.BadZipFile, UnicodeDecodeError) as exc:
-        raise CrmRetriableError(f"the bulk result is unreadable: {exc}", code="BAD_RESULT") from exc
-    rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
-    if not rows or "STATUS" not in (cell.strip().upper() for cell in rows[0]):
-        raise CrmRetriableError("the bulk result CSV has no STATUS column", code="BAD_RESULT")
-    return rows
+    header, rows = result_rows(data)  # the sync's reader: BAD_RESULT for what it cannot read
+    return [header, *rows]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from syncd.crm.bulk_csv import CSV_NAME, BulkLimits
+from syncd.crm.bulk_csv import CSV_NAME, BulkLimits, zoho_column
 from syncd.errors import UsageError
 
 RESULT_COLUMNS = ("STATUS", "RECORD_ID", "ERRORS")
@@ -215,7 +215,7 @@ def match_results(
     """
     header = [cell.strip().upper() for cell in result[0]]
     echo = len(header) - len(RESULT_COLUMNS)
-    at = {name: header.index(name) for name in RESULT_COLUMNS if name in header}
+    at = {name: zoho_column(header, name) for name in RESULT_COLUMNS if name in header}
     waiting: dict[tuple[str, ...], deque[int]] = defaultdict(deque)
     for number, row in zip(numbers, uploaded, strict=True):
         waiting[tuple(row[:echo])].append(number)

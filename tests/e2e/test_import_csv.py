@@ -141,6 +141,36 @@ def test_import_splits_into_jobs_and_writes_every_rows_result_beside_the_input(
     assert not (tmp_path / "orders.results.parts").exists()
 
 
+def test_a_field_named_status_among_the_echoed_columns_is_not_zohos_status(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    """The result repeats the first three uploaded columns before its own STATUS, RECORD_ID
+    and ERRORS; a file whose first field is Status has that name among them. Each row's
+    answer is Zoho's (not the row's own Status, "New"): ADDED with its record id, the import
+    finishes (exit 0), and a second run updates the same records: one job per part each
+    time (3 + 3), paid once each."""
+    config = write_crm_config(tmp_path, emulator.base_url)
+    source = tmp_path / "orders.csv"
+    with source.open("w", encoding="utf-8", newline="") as stream:
+        writer = csv.writer(stream, lineterminator="\r\n")
+        writer.writerow(["Status", "parent_id", "Name"])
+        writer.writerows(["New", f"K-{i}", f"Order {i}"] for i in range(1, ROWS + 1))
+    first = import_file(config, source, "--find-by", "parent_id")
+    assert first.returncode == 0, first.stdout + first.stderr
+    crm = {r["parent_id"]: r["id"] for r in emulator.admin.records("Orders")}
+    results = read_results(tmp_path / "orders.results.csv")
+    assert [(r["STATUS"], r["RECORD_ID"]) for r in results] == [
+        ("ADDED", crm[f"K-{i}"]) for i in range(1, ROWS + 1)
+    ]
+    assert not (tmp_path / "orders.results.parts").exists()
+    second = import_file(config, source, "--find-by", "parent_id")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert {r["STATUS"] for r in read_results(tmp_path / "orders.results.csv")} == {"UPDATED"}
+    assert len(emulator.admin.jobs()) == 6
+    assert emulator.admin.stats()["calls"].get("POST /crm/bulk/v8/write", 0) == 6
+    assert len(emulator.admin.records("Orders")) == ROWS
+
+
 def test_a_rerun_updates_the_same_records_and_creates_none(
     tmp_path: Path, emulator: EmulatorServer
 ) -> None:
