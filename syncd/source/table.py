@@ -671,10 +671,10 @@ class LegacyTable:
         the flag where the key is sent and the row is unchanged (``_unchanged_sql``: the row
         version read, or else the database's fingerprint of the row, ``_fingerprint_sql``,
         the expression that fingerprinted it when it was read, equals the one sent),
-        returning the keys it flagged; the flag is read back (a trigger may
-        reset it); only the keys not flagged are read once more, to tell a changed row from a
-        deleted one. Keys and fingerprints are one JSON parameter: the same statement text
-        for every chunk, prepared once.
+        returning the keys it flagged; the flag is read back where a trigger may have reset
+        it (``_flag_may_be_reset``); only the keys not flagged are read once more, to tell a
+        changed row from a deleted one. Keys and fingerprints are one JSON parameter: the
+        same statement text for every chunk, prepared once.
 
         Promise 1 holds under concurrent writers: an UPDATE locks each row it is about to
         change, and if another transaction changed that row after this statement's snapshot,
@@ -704,7 +704,7 @@ class LegacyTable:
                 same = [r.key for r in sent if r.key_text in marked]
                 missed = [r.key for r in sent if r.key_text not in marked]
             unflagged: set[str] = set()
-            if same:  # a legacy trigger that resets the flag on every UPDATE shows up here
+            if same and self._flag_may_be_reset(conn):  # a trigger resetting it shows up here
                 reset = select(key).where(self._key_in(same), flag == false())
                 unflagged = {str(k) for k in conn.scalars(reset)}
             present: set[str] = set()
@@ -715,6 +715,18 @@ class LegacyTable:
             {str(k): (CHANGED,) if str(k) in present else (DELETED,) for k in missed},
             frozenset(unflagged),
         )
+
+    def _flag_may_be_reset(self, conn: Connection) -> bool:
+        """Whether anything but this UPDATE may have set the flag of the rows it flagged: a
+        trigger or a rule on the table, or a relation that is not a plain table (a view's
+        UPDATE reaches a table with triggers of its own; a partition may have its own). Only
+        then is the flag read back: on 1,000,000 rows the read-back cost PostgreSQL 1.5 to
+        2.5 s (BENCHMARKS.md). Asked of the catalog in the confirming transaction, after the
+        UPDATE: a trigger created before the UPDATE took its row locks fired and is seen here,
+        and one created since waits for this transaction (CREATE TRIGGER locks the table
+        against writers), so it did not fire."""
+        found = conn.execute(_FLAG_RESETTERS, {"name": self._quoted_table}).scalar()
+        return found is not False  # no answer (the relation is gone?): read the flag back
 
     def _unchanged_sql(self, sent: ColumnElement[str]) -> ColumnElement[bool]:
         """Whether the row holds what was sent (``_sent_json``'s text: the fingerprint, then
@@ -778,6 +790,14 @@ class LegacyTable:
         except SQLAlchemyError as exc:
             raise _translate(exc, what) from exc
 
+
+_FLAG_RESETTERS = text(
+    "SELECT c.relkind <> 'r' OR c.relhasrules OR EXISTS (SELECT 1 FROM pg_trigger AS t "
+    "WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) FROM pg_class AS c "
+    "WHERE c.oid = to_regclass(:name)"
+)
+"""Whether a PostgreSQL relation may change a row's flag behind an UPDATE (``_flag_may_be_reset``):
+internal triggers (those of foreign keys) never do."""
 
 _KEY, _VALUES = attrgetter("key"), attrgetter("values")
 _VERSION, _LAST = attrgetter("version"), itemgetter(-1)
