@@ -55,7 +55,8 @@ POINTS = frozenset(
         # applying outcomes (bulk results and records API answers alike)
         "after_claims_checked",  # the take-over guard ran, no row confirmed yet
         "after_confirm_chunk",  # one confirmation chunk committed, the next not started
-        "after_rows_confirmed",  # every chunk committed, the record-identity map not written
+        "after_rows_confirmed",  # every chunk committed, the last one's identities not written
+        # (no chunk's, where they are confirmed inline: syncd.engine.confirm)
         "after_identities_written",  # identities written, rejects not recorded
         "after_rejects_recorded",  # rejects recorded, not counted or logged
         # the records API and the realtime flush

@@ -77,6 +77,13 @@ class CreditLedger(Protocol):
 class Source(Protocol):
     """The legacy table of one pipeline."""
 
+    @property
+    def confirms_concurrently(self) -> bool:
+        """Whether ``mark_synced`` may run on a thread of its own while the engine writes the
+        state store: true where it mostly waits for a database server (the engine then
+        overlaps the two; ``syncd.engine.confirm``)."""
+        ...
+
     def pending_batch(self, after_key: Any | None, limit: int) -> list[PendingRow]:
         """Rows with flag false and key > ``after_key``, in key order (keyset pagination)."""
         ...

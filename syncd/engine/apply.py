@@ -10,7 +10,8 @@ from itertools import compress, repeat
 from typing import Any, TypeVar
 
 from syncd.crashpoints import crash_point
-from syncd.engine.identity import claim_records, remember, resend_displaced, write_records
+from syncd.engine.confirm import confirm_and_remember
+from syncd.engine.identity import claim_records, resend_displaced, write_records
 from syncd.engine.lookups import ready_rows
 from syncd.engine.parents import note_bulk_misses, resolve, selectable
 from syncd.engine.runtime import PipelineRuntime, ensure_may_send
@@ -236,9 +237,7 @@ def apply_outcomes(
     # Python step per row: an initial sync applies 1,000,000 outcomes.
     written = set(compress(map(OUTCOME_KEY, outcomes), map(_IS_WRITTEN, map(_KIND, outcomes))))
     confirmed = list(compress(rows, map(written.__contains__, map(ROW_KEY_TEXT, rows))))
-    confirmation = rt.source.mark_synced(confirmed)
-    crash_point("after_rows_confirmed")
-    remember(rt, rows, outcomes, confirmation)
+    confirmation = confirm_and_remember(rt, rows, outcomes, confirmed)
     crash_point("after_identities_written")
     if claims.displaced:
         resend_displaced(rt.source, claims.displaced, set(map(ROW_KEY_TEXT, rows)))

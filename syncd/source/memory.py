@@ -28,12 +28,16 @@ class MemoryTable:
         *,
         key_type: type[int] | type[str] = int,
         trigger: bool = True,
+        confirms_concurrently: bool = False,
     ) -> None:
         """``column_types`` are the CRM types of the mapped columns (what
         ``LegacyTable.column_types`` derives from SQL types); ``key_type`` is the key column's:
         keys are ordered and bound as it. Without ``trigger`` only the application's own
-        writes change the flag (it sets it false itself, as ``syncd`` documents)."""
+        writes change the flag (it sets it false itself, as ``syncd`` documents). Every method
+        takes one lock, so the engine may confirm rows on a thread of its own; it does only
+        with ``confirms_concurrently`` (there is no wait to overlap, but the path is run)."""
         self.spec = spec
+        self.confirms_concurrently = confirms_concurrently
         self._types = dict(column_types)
         self._key_type = key_type
         self._trigger = trigger

@@ -182,6 +182,13 @@ class LegacyTable:
         self._on_server = (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
 
     @property
+    def confirms_concurrently(self) -> bool:
+        """A server database (PostgreSQL, MySQL/MariaDB): its compare-and-set is mostly
+        waiting, and each part takes a pooled connection of its own. SQLite's is work in this
+        process, and its file lock would be taken from two threads: it stays inline."""
+        return self.engine.dialect.name != "sqlite"
+
+    @property
     def table(self) -> Table:
         if self._table is None:
             self._table = self._reflect()
