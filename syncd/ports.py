@@ -84,8 +84,12 @@ class Source(Protocol):
         overlaps the two; ``syncd.engine.confirm``)."""
         ...
 
-    def pending_batch(self, after_key: Any | None, limit: int) -> list[PendingRow]:
-        """Rows with flag false and key > ``after_key``, in key order (keyset pagination)."""
+    def pending_batch(
+        self, after_key: Any | None, limit: int, *, ahead: bool = False
+    ) -> list[PendingRow]:
+        """Rows with flag false and key > ``after_key``, in key order (keyset pagination).
+        ``ahead``: the caller asks for the part after these at once (a source may start
+        reading it now; a part it read ahead and is not asked for next is dropped)."""
         ...
 
     def count_pending(self) -> int: ...

@@ -97,10 +97,11 @@ class SendableRows:
         self._left: list[PendingRow] = []
         self._done = False
 
-    def take(self, size: int) -> list[PendingRow]:
-        """The next ``size`` sendable rows; fewer only when none are left after them."""
+    def take(self, size: int, *, more: bool = False) -> list[PendingRow]:
+        """The next ``size`` sendable rows; fewer only when none are left after them.
+        ``more``: more rows are taken right after these (the source may read them ahead)."""
         while len(self._left) < size and not self._done:
-            batch = self._rt.source.pending_batch(self._after, self._read)
+            batch = self._rt.source.pending_batch(self._after, self._read, ahead=more)
             if not batch:
                 self._done = True
                 break

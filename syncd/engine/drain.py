@@ -117,7 +117,8 @@ def _drain_round(
     try:
         # A page of BREAK_EVEN rows or more goes by bulk write, so its first BREAK_EVEN rows
         # decide the API; a bulk page's other rows are read while its file is written.
-        while head := rows.take(min(size, BREAK_EVEN)):
+        # A full head is a bulk page, whose next part is read at once when the page has one.
+        while head := rows.take(min(size, BREAK_EVEN), more=size > BREAK_EVEN):
             crash_point("after_batch_read")
             if rt.stop.is_set():
                 break
@@ -195,7 +196,8 @@ class _PageWriter:
             del encoded, part
             yield from bulk_rows
             del bulk_rows
-            part = self._rows.take(min(PART_ROWS, size - self.read))
+            left = size - self.read
+            part = self._rows.take(min(PART_ROWS, left), more=left > PART_ROWS)
             if part:
                 self._tracker.read(len(part))
 

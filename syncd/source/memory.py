@@ -84,7 +84,11 @@ class MemoryTable:
 
     # -- ports.Source ------------------------------------------------------------------------------
 
-    def pending_batch(self, after_key: Any | None, limit: int) -> list[PendingRow]:
+    def pending_batch(
+        self, after_key: Any | None, limit: int, *, ahead: bool = False
+    ) -> list[PendingRow]:
+        """(Nothing is read ahead: there is no wait to overlap.)"""
+        del ahead
         with self._lock:
             keys = sorted(k for k, row in self._rows.items() if not row[self.spec.flag])
             if after_key is not None:

@@ -73,6 +73,7 @@ from syncd.model import (
     TableSpec,
     fingerprints_of,
 )
+from syncd.source.ahead import Answer, ReadAhead
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +181,7 @@ class LegacyTable:
         # PostgreSQL fingerprints each row as it reads it, and compares there at confirmation;
         # only through psycopg, whose connections get the pinned output settings it relies on.
         self._on_server = (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
+        self._ahead: ReadAhead | None = None  # the next part of pending rows, being read
 
     @property
     def confirms_concurrently(self) -> bool:
@@ -232,9 +234,16 @@ class LegacyTable:
 
     @contextmanager
     def _connect(self, what: str, *, write: bool = False) -> Iterator[Connection]:
+        with (
+            self._connect_errors(what),
+            self.engine.begin() if write else self.engine.connect() as conn,
+        ):
+            yield conn
+
+    @contextmanager
+    def _connect_errors(self, what: str) -> Iterator[None]:
         try:
-            with self.engine.begin() if write else self.engine.connect() as conn:
-                yield conn
+            yield
         except SQLAlchemyError as exc:
             raise _translate(exc, what) from exc
 
@@ -486,28 +495,85 @@ class LegacyTable:
         typed = [self._key.type, Text()]  # the key, the fingerprint
         return all(t.dialect_impl(dialect).result_processor(dialect, None) is None for t in typed)
 
-    @_retried
-    def pending_batch(self, after_key: Any | None, limit: int) -> list[PendingRow]:
+    def pending_batch(
+        self, after_key: Any | None, limit: int, *, ahead: bool = False
+    ) -> list[PendingRow]:
+        """``ahead``: the part after this one is asked for at once; on PostgreSQL its query
+        then runs while this part is encoded (``syncd.source.ahead``)."""
+        rows = self._read_ahead(after_key, limit)
+        if rows is None:
+            rows = self._read_pending(after_key, limit)
+        if ahead and self._on_server and len(rows) == limit:
+            after = rows[-1].key
+            query = self._pending_query(after, limit)
+            self._ahead = ReadAhead(after, limit, query, lambda: self._answer_ahead(query))
+        return rows
+
+    def _pending_query(self, after_key: Any | None, limit: int) -> Any:
         key = self._col(self.spec.key)
         query = self._select_rows().where(self._pending()).order_by(key).limit(limit)
         if after_key is not None:
             query = query.where(self._key > after_key)
+        return query
+
+    @_retried
+    def _read_pending(self, after_key: Any | None, limit: int) -> list[PendingRow]:
+        query = self._pending_query(after_key, limit)
         with self._connect("reading pending rows") as conn:
-            return self._read_strictly(conn, query)
+            return self._loaded(conn, query, self._executed(conn, query))
 
-    def _read_strictly(self, conn: Connection, query: Any) -> list[PendingRow]:
-        """The rows of ``query``, dates loaded by psycopg's own loaders (``strict_loaders``);
-        should one be a date Python cannot hold ('infinity', BC, beyond year 9999), read again
-        with the connection's lenient loaders, which make it text (and its row a reject)."""
+    def _read_ahead(self, after_key: Any | None, limit: int) -> list[PendingRow] | None:
+        """The part read ahead, if it is this one and its query succeeded (else None: it is
+        read the usual way). Any other part asked for discards it."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        if not ahead.is_for(after_key, limit):
+            ahead.discard()
+            return None
+        answer = ahead.answer()
+        if answer is None:
+            return None
+        conn, result = answer
+        try:
+            with self._connect_errors("reading pending rows"):
+                return self._loaded(conn, ahead.query, result)
+        except SourceError:
+            return None  # read again the usual way, with its retries
+        finally:
+            conn.close()
+
+    def _answer_ahead(self, query: Any) -> Answer:
+        """``query`` run on a connection of its own, its answer buffered by the driver and its
+        transaction ended (on the read-ahead thread)."""
+        conn = self.engine.connect()
+        try:
+            result = self._executed(conn, query)
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        return conn, result
+
+    def _executed(self, conn: Connection, query: Any) -> Any:
+        """``query``'s result; on psycopg with dates loaded by psycopg's own loaders
+        (``strict_loaders``: a loader is picked as the answer comes in)."""
         if self.engine.driver != "psycopg":
-            return self._rows(conn.execute(query))
-        from psycopg import DataError as Unloadable
-
+            return conn.execute(query)
         from syncd.source.pg import strict_loaders
 
         adapters = conn.connection.driver_connection.adapters  # type: ignore[union-attr]
         with strict_loaders(adapters):
-            result = conn.execute(query)
+            return conn.execute(query)
+
+    def _loaded(self, conn: Connection, query: Any, result: Any) -> list[PendingRow]:
+        """The rows of ``result``; should one hold a date Python cannot hold ('infinity', BC,
+        beyond year 9999), ``query`` is read again with the connection's lenient loaders,
+        which make it text (and its row a reject)."""
+        if self.engine.driver != "psycopg":
+            return self._rows(result)
+        from psycopg import DataError as Unloadable
+
         try:
             return self._rows(result)
         except (Unloadable, DataError):  # raised as loaded; DataError: SQLAlchemy's wrapping
