@@ -74,9 +74,7 @@ def test_another_part_asked_for_drops_the_one_read_ahead(
     assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
-def test_a_part_read_ahead_holds_no_lock(
-    pg_url: str, table: tuple[LegacyTable, Engine]
-) -> None:
+def test_a_part_read_ahead_holds_no_lock(pg_url: str, table: tuple[LegacyTable, Engine]) -> None:
     """Once its answer is in, the read ahead's transaction is over: DDL on the legacy table
     (which waits for every open transaction that read it) goes through at once."""
     source, _ = table
