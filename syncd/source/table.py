@@ -758,18 +758,11 @@ class LegacyTable:
         key = self._col(self.spec.key)
         flag = self._col(self.spec.flag)
         texts = list(map(ROW_KEY_TEXT, sent))
-        given = cast(bindparam("sent", _sent_json(texts, sent), type_=String()), postgresql.JSON())
-        pairs = func.json_each_text(given).table_valued("key", "value")
-        flagging = (
-            update(self.table)
-            .where(key == cast(pairs.c.key, key.type), self._unchanged_sql(pairs.c.value))
-            .values({flag: true()})
-            .returning(key)
-        )
         with self._locked("marking rows synced") as conn:
             # The driver's rows (one fetch), not SQLAlchemy's: the key type converts nothing
             # here (_confirms_on_server), and a Result row cost about 0.4 µs.
-            flagged = conn.execute(flagging).cursor.fetchall()
+            given = {"sent": _sent_json(texts, sent)}
+            flagged = conn.execute(self._flagging, given).cursor.fetchall()
             marked = set(map(str, map(itemgetter(0), flagged)))
             if len(marked) == len(sent):  # the usual chunk: every row flagged
                 same, missed = list(map(_KEY, sent)), []
@@ -787,6 +780,22 @@ class LegacyTable:
             frozenset(marked) - unflagged,
             {str(k): (CHANGED,) if str(k) in present else (DELETED,) for k in missed},
             frozenset(unflagged),
+        )
+
+    @cached_property
+    def _flagging(self) -> Any:
+        """``_confirm_on_server``'s UPDATE, built once: its JSON is bound when it runs. A
+        statement built per chunk, with the JSON in it, was freed only by the cyclic garbage
+        collector (SQLAlchemy's statements hold cycles): up to 150 KB a chunk held meanwhile,
+        and the building cost CPU (BENCHMARKS.md)."""
+        key = self._col(self.spec.key)
+        given = cast(bindparam("sent", type_=String()), postgresql.JSON())
+        pairs = func.json_each_text(given).table_valued("key", "value")
+        return (
+            update(self.table)
+            .where(key == cast(pairs.c.key, key.type), self._unchanged_sql(pairs.c.value))
+            .values({self._col(self.spec.flag): true()})
+            .returning(key)
         )
 
     def _flag_may_be_reset(self, conn: Connection) -> bool:
