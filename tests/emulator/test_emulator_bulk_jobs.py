@@ -382,3 +382,28 @@ def test_callback_posts_the_job_details(
     assert content_type == "application/json"
     assert (body["id"], body["status"]) == (details["id"], "FAILED" if fail else "COMPLETED")
     assert body["callback"] == {"url": url, "method": "post"}
+
+
+def test_bulk_fast_answers_every_row_added_without_checking_or_storing(
+    start_emulator: Start, make_zoho: MakeZoho
+) -> None:
+    """The benchmarks' mode: the upload reads the file's header only (its rows are not
+    counted: three pass a limit of two), and the job answers
+    every row ADDED with a record id of its own (a row Zoho would refuse too: nothing is
+    checked), echoing the first three columns of rows whose cells hold commas and line
+    breaks; nothing is stored. A file that is not a zip is still refused."""
+    server = start_emulator(bulk_fast=True, bulk_rows_per_second=None, max_bulk_rows=2)
+    zoho = make_zoho(server)
+    header = [*LEGACY, "notes"]
+    rows = [[*row("K1"), ""], [*row("K2", total="ten"), "x"], [*row("K3"), 'a,"b"\r\nc']]
+    details = zoho.run_job(rows, header, MAPPINGS)
+    _, result_header, result = zoho.result(details)
+    assert result_header == ["order_id", "number", "total", "STATUS", "RECORD_ID", "ERRORS"]
+    assert [(r["order_id"], r["STATUS"]) for r in result] == [
+        ("K1", "ADDED"),
+        ("K2", "ADDED"),
+        ("K3", "ADDED"),
+    ]
+    assert len({r["RECORD_ID"] for r in result}) == 3 and all(r["RECORD_ID"] for r in result)
+    assert server.admin.records("Orders") == []
+    assert zoho.upload(b"not a zip").json()["code"] == "INVALID_FILE_FORMAT"
