@@ -34,6 +34,13 @@ def table(pg_url: str) -> Iterator[tuple[LegacyTable, Engine]]:
         engine.dispose()
 
 
+def _answered(source: LegacyTable) -> None:
+    """Wait until the part read ahead has its answer (as the next call would), without
+    taking it."""
+    ahead = source._ahead  # the test waits where the next read would
+    assert ahead is not None and ahead.answer() is not None
+
+
 def _keys(rows: list[object]) -> list[int]:
     return [int(getattr(r, "key")) for r in rows]  # noqa: B009 - PendingRow, typed loosely
 
@@ -46,7 +53,7 @@ def test_the_part_after_is_read_as_soon_as_this_one_is_returned(
     out of the pool."""
     source, engine = table
     first = source.pending_batch(None, PART, ahead=True)
-    time.sleep(0.5)  # the read ahead is in
+    _answered(source)
     with native(pg_url) as db:
         db.execute("UPDATE orders SET note = 'changed' WHERE id = 6")
     second = source.pending_batch(first[-1].key, PART, ahead=True)
@@ -79,7 +86,7 @@ def test_a_part_read_ahead_holds_no_lock(pg_url: str, table: tuple[LegacyTable, 
     (which waits for every open transaction that read it) goes through at once."""
     source, _ = table
     first = source.pending_batch(None, PART, ahead=True)
-    time.sleep(0.5)
+    _answered(source)
     with native(pg_url) as db:
         db.execute("SET lock_timeout = '1s'")
         db.execute("ALTER TABLE orders ADD COLUMN extra int")
