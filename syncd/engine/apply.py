@@ -243,7 +243,9 @@ def apply_outcomes(
     if claims.displaced:
         resend_displaced(rt.source, claims.displaced, set(map(ROW_KEY_TEXT, rows)))
     if confirmation.marked:
-        marked = sorted(confirmation.marked)
+        # Unsorted: the store orders what it deletes, and usually has nothing to (a sort of a
+        # job's 25,000 keys cost 4 ms, for two tables that are mostly empty).
+        marked = list(confirmation.marked)
         rt.state.release_rejects(rt.name, marked)
         rt.state.clear_unconfirmed(rt.name, marked)
     now = rt.clock.now()
@@ -341,8 +343,10 @@ def _park_non_converging(
     row is a defect signal instead (a trigger resetting the flag, a value that reads differently
     each time): logged once, parked as a reject until its content changes, never re-sent blind.
     """
+    if len(confirmation.marked) == len(confirmed):  # the usual job: every row stayed synced
+        return 0  # (marked keys are some of confirmed's, which are distinct)
     marked = map(confirmation.marked.__contains__, map(ROW_KEY_TEXT, confirmed))
-    stale = list(compress(confirmed, map(operator.not_, marked)))  # usually none
+    stale = list(compress(confirmed, map(operator.not_, marked)))
     stale = [r for r in stale if confirmation.changed.get(r.key_text) != (DELETED,)]
     if not stale:
         return 0

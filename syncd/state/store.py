@@ -756,7 +756,7 @@ class StateStore:
             if not self._has_rejects(conn, pipeline):
                 return 0
             total = 0
-            for part in _chunks(list(keys), _LOOKUP_CHUNK):
+            for part in _chunks(sorted(keys), _LOOKUP_CHUNK):
                 stmt = delete(rejects).where(
                     rejects.c.pipeline == pipeline, _one_param_in(conn, rejects.c.key, list(part))
                 )
@@ -923,7 +923,7 @@ class StateStore:
             has_any = select(unconfirmed.c.key).where(unconfirmed.c.pipeline == pipeline).limit(1)
             if conn.execute(has_any).first() is None:  # the usual case: nothing to forget
                 return
-            for part in _chunks(list(keys)):
+            for part in _chunks(sorted(keys)):
                 conn.execute(
                     delete(unconfirmed).where(
                         unconfirmed.c.pipeline == pipeline, unconfirmed.c.key.in_(part)
