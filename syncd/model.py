@@ -481,6 +481,18 @@ class Confirmation:
     def stale(self) -> int:
         return len(self.changed) + len(self.unflagged)
 
+    @classmethod
+    def joined(cls, parts: Iterable[Confirmation], flag_column: str) -> Confirmation:
+        """One confirmation of several parts' (chunks confirmed one transaction each)."""
+        marked: set[str] = set()
+        changed: dict[str, tuple[str, ...]] = {}
+        unflagged: set[str] = set()
+        for part in parts:
+            marked |= part.marked
+            changed.update(part.changed)
+            unflagged |= part.unflagged
+        return cls(frozenset(marked), changed, frozenset(unflagged), flag_column)
+
 
 def content_hash(values: Mapping[str, Any]) -> str:
     """A stable fingerprint of a row's mapped values, exactly as the driver returned them.

@@ -80,10 +80,8 @@ def _header_only(data: bytes, settings: EmulatorSettings, file_id: str, now: str
     25,000 rows took about half of each upload call, time the benchmark counted as syncd's."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = [m for m in archive.infolist() if not m.is_dir()]
-            if len(members) != 1 or not members[0].filename.lower().endswith(".csv"):
-                raise _bad_format(settings, now, "the zip file must hold exactly one CSV file")
-            with archive.open(members[0]) as member:
+            csv_member = _csv_member(archive, settings, now)
+            with archive.open(csv_member) as member:
                 first = member.readline().decode("utf-8-sig")
     except (zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise _bad_format(settings, now) from exc
@@ -91,7 +89,7 @@ def _header_only(data: bytes, settings: EmulatorSettings, file_id: str, now: str
     header = next(csv.reader([first], delimiter=delimiter), [])
     if not header:
         raise _bad_format(settings, now, "the CSV file has no header row")
-    return UploadedFile(file_id, members[0].filename, data, tuple(header), delimiter, 0, now)
+    return UploadedFile(file_id, csv_member.filename, data, tuple(header), delimiter, 0, now)
 
 
 def _count(text: str, delimiter: str) -> tuple[list[str], int]:
@@ -112,12 +110,18 @@ def upload_success(file: UploadedFile) -> dict[str, object]:
 def _single_csv(data: bytes, settings: EmulatorSettings, now: str) -> tuple[str, str]:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = [m for m in archive.infolist() if not m.is_dir()]
-            if len(members) != 1 or not members[0].filename.lower().endswith(".csv"):
-                raise _bad_format(settings, now, "the zip file must hold exactly one CSV file")
-            return members[0].filename, archive.read(members[0]).decode("utf-8-sig")
+            member = _csv_member(archive, settings, now)
+            return member.filename, archive.read(member).decode("utf-8-sig")
     except (zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise _bad_format(settings, now) from exc
+
+
+def _csv_member(archive: zipfile.ZipFile, settings: EmulatorSettings, now: str) -> zipfile.ZipInfo:
+    """The zip's one CSV file; INVALID_FILE_FORMAT for anything else."""
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    if len(members) != 1 or not members[0].filename.lower().endswith(".csv"):
+        raise _bad_format(settings, now, "the zip file must hold exactly one CSV file")
+    return members[0]
 
 
 def _bad_format(settings: EmulatorSettings, now: str, why: str | None = None) -> ApiError:

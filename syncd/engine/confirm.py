@@ -16,6 +16,7 @@ chunk's identities unwritten).
 from __future__ import annotations
 
 import contextvars
+import operator
 import queue
 import threading
 from collections.abc import Sequence
@@ -60,22 +61,10 @@ def confirm_and_remember(
             done.append(confirmation)
     # The rows not confirmed: a row whose record another row overwrote keeps its record id.
     sent = set(map(ROW_KEY_TEXT, confirmed))
-    rest = list(compress(rows, (k not in sent for k in map(ROW_KEY_TEXT, rows))))
+    rest = list(compress(rows, map(operator.not_, map(sent.__contains__, map(ROW_KEY_TEXT, rows)))))
     if rest:
         remember(rt, rest, outcomes, Confirmation(frozenset(), {}))
-    return _joined(done)
-
-
-def _joined(parts: Sequence[Confirmation]) -> Confirmation:
-    changed: dict[str, tuple[str, ...]] = {}
-    for part in parts:
-        changed.update(part.changed)
-    return Confirmation(
-        frozenset().union(*(p.marked for p in parts)),
-        changed,
-        frozenset().union(*(p.unflagged for p in parts)),
-        parts[0].flag_column,
-    )
+    return Confirmation.joined(done, done[0].flag_column)
 
 
 class _Confirming:

@@ -674,20 +674,15 @@ class LegacyTable:
         what is bound is the row version it reported and the fingerprint it computed when it
         read the row, never a value.
         """
-        marked: set[str] = set()
-        changed: dict[str, tuple[str, ...]] = {}
-        unflagged: set[str] = set()
+        parts: list[Confirmation] = []
         for start in range(0, len(rows), CONFIRM_CHUNK):
             chunk = rows[start : start + CONFIRM_CHUNK]
             if self._confirms_on_server(chunk):
-                part = self._confirm_on_server(chunk)
+                parts.append(self._confirm_on_server(chunk))
             else:
-                part = self._confirm_chunk(chunk)
+                parts.append(self._confirm_chunk(chunk))
             crash_point("after_confirm_chunk")
-            marked |= part.marked
-            changed.update(part.changed)
-            unflagged |= part.unflagged
-        return Confirmation(frozenset(marked), changed, frozenset(unflagged), self.spec.flag)
+        return Confirmation.joined(parts, self.spec.flag)
 
     @_retried
     def unflag(self, keys: Sequence[Any]) -> int:
