@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from syncd.credits import BULK_JOB_CREDITS, OTHER_CALL_CREDITS
 from syncd.emulator.server import EmulatorServer
 from syncd.emulator.settings import EmulatorSettings
 from syncd.engine.confirm import PART
@@ -24,6 +25,9 @@ from syncd.errors import SyncdError
 from tests.helpers.e2e import crm_by_key, open_app, write_config
 from tests.helpers.native import NativeDatabase, native
 
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+UPLOAD, CREATE = "POST /crm/v8/upload", "POST /crm/bulk/v8/write"
+DOWNLOAD = "GET /{version}/crm/{org}/bulk-write/{job_id}/{file_name}"
 ROWS = 4 * PART  # one bulk job of four parts
 HELD = PART + 1  # the first row of the second part
 REFUSED = 2 * PART + 1  # the first row of the third part
@@ -161,6 +165,8 @@ def test_a_refused_part_stops_the_apply_with_the_parts_before_it_remembered(
                 db.execute("DELETE FROM refuse")
             result = run_drain(rt, "initial")
             remembered = app.store.count_identities("orders")
+            booked = app.store.credits_spent_since(EPOCH)
+            ledger = app.store.calls_since(EPOCH)
         stats = server.admin.stats()
         crm = crm_by_key(server.base_url)
     assert flagged_first == set(range(1, REFUSED))
@@ -168,5 +174,17 @@ def test_a_refused_part_stops_the_apply_with_the_parts_before_it_remembered(
     assert last_before is not None and last_before.confirmed_at is not None
     assert refused is None
     assert stats["bulk"]["jobs_created"] == 1  # the journaled job was applied, not sent again
+    # Paid: one upload, one job, and per run one status call and one download (the org is
+    # read once); syncd booked exactly what Zoho charged.
+    calls = stats["calls"]
+    assert (calls[UPLOAD], calls[CREATE], calls[DOWNLOAD]) == (1, 1, 2)
+    assert {kind: n for kind, (n, _) in ledger.items()} == {
+        "upload": 1,
+        "bulk_job": 1,
+        "bulk_status": 2,
+        "download": 2,
+        "org": 1,
+    }
+    assert booked == stats["credits"]["used"] == BULK_JOB_CREDITS + 6 * OTHER_CALL_CREDITS
     assert _flagged(server_url) == set(range(1, ROWS + 1)) and len(crm) == ROWS
     assert remembered == ROWS and result.counts.confirmed == ROWS  # the whole job, again
