@@ -197,25 +197,32 @@ def _record_identities_sqlite(conn: Connection, pipeline: str, items: Sequence[I
         for seen_at, confirmed_at, group in _stamp_groups(part):
             _, upsert = _sqlite_identity_sql(len(group))
             rows = itertools.chain.from_iterable(map(_ROW_OF, group))
-            conn.exec_driver_sql(upsert, (*rows, pipeline, stamp(seen_at), stamp(confirmed_at)))
+            conn.exec_driver_sql(upsert, (pipeline, stamp(seen_at), stamp(confirmed_at), *rows))
 
 
 @functools.cache
 def _sqlite_identity_sql(rows: int) -> tuple[str, str]:
     """(forget the other holders, upsert) for ``rows`` identities bound as ``(key, record_id,
-    content_hash)`` triples, then the pipeline (and for the upsert its two stamps). CROSS JOIN
-    makes SQLite walk the bound rows and look each record up in its index, whatever it
-    estimates; ``WHERE true`` keeps ON CONFLICT from being read as a join's ON."""
-    given = "WITH r(k, rid, h) AS (VALUES " + ", ".join(["(?, ?, ?)"] * rows) + ") "
-    # Only placeholders are joined in: every value is bound.
-    forget = given + (  # noqa: S608
-        "DELETE FROM syncd_identities WHERE rowid IN (SELECT i.rowid FROM r CROSS JOIN "
-        'syncd_identities AS i ON i.pipeline = ? AND i.record_id = r.rid AND i."key" != r.k)'
+    content_hash)`` triples after the pipeline (and, for the upsert, before them its two stamps).
+
+    Each statement begins with its verb: Python's sqlite3 opens the transaction before an
+    INSERT, UPDATE, DELETE or REPLACE only, so a statement beginning ``WITH`` ran in a
+    transaction of its own, committed at once (18 commits per 2,500 identities, and the two
+    statements not atomic). CROSS JOIN makes SQLite walk the bound rows and look each record
+    up in its index, whatever it estimates; ``WHERE true`` keeps ON CONFLICT from being read
+    as a join's ON."""
+    given = "(VALUES " + ", ".join(["(?, ?, ?)"] * rows) + ") AS r"
+    # Only placeholders are joined in: every value is bound. VALUES names its columns
+    # column1 (key), column2 (record id), column3 (content hash).
+    forget = (
+        "DELETE FROM syncd_identities WHERE rowid IN (SELECT i.rowid FROM "  # noqa: S608
+        f"{given} CROSS JOIN syncd_identities AS i ON i.pipeline = ? "
+        'AND i.record_id = r.column2 AND i."key" != r.column1)'
     )
-    upsert = given + (  # noqa: S608 - placeholders only, as above
-        'INSERT INTO syncd_identities (pipeline, "key", record_id, seen_at, confirmed_at, '
-        "content_hash) SELECT ?, r.k, r.rid, ?, ?, r.h FROM r WHERE true "
-        'ON CONFLICT (pipeline, "key") DO UPDATE SET record_id = excluded.record_id, '
+    upsert = (
+        'INSERT INTO syncd_identities (pipeline, "key", record_id, seen_at, '  # noqa: S608
+        f"confirmed_at, content_hash) SELECT ?, r.column1, r.column2, ?, ?, r.column3 FROM {given} "
+        'WHERE true ON CONFLICT (pipeline, "key") DO UPDATE SET record_id = excluded.record_id, '
         "seen_at = excluded.seen_at, "
         "confirmed_at = coalesce(excluded.confirmed_at, syncd_identities.confirmed_at), "
         "content_hash = coalesce(excluded.content_hash, syncd_identities.content_hash)"

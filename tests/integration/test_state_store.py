@@ -151,3 +151,18 @@ def test_identities_are_written_as_the_dialect_stores_timestamps(store: StateSto
             assert raw == "2026-01-01 00:00:00.000000"
     assert rows["1"] == (later, whole, "h1")  # confirmation kept
     assert rows["3"] == (whole, whole, "h3")
+
+
+def test_a_refused_identity_write_changes_nothing(store: StateStore) -> None:
+    """One write is one transaction: when its upsert is refused (two keys given one record),
+    the other holders it had forgotten are back and none of its rows is written. On SQLite its
+    statements ran each in a transaction of their own, so the forgetting stayed."""
+    from syncd.errors import StateError
+    from syncd.model import Identity
+
+    store.record_identities("orders", [Identity("1", "r1", T0), Identity("5", "r5", T0)])
+    refused = [Identity("2", "r2", T0), Identity("3", "r1", T0), Identity("4", "r1", T0)]
+    with pytest.raises(StateError):
+        store.record_identities("orders", refused)
+    assert store.record_owners("orders", ["r1", "r2", "r5"]) == {"r1": "1", "r5": "5"}
+    assert store.count_identities("orders") == 2
