@@ -86,7 +86,8 @@ live row each time: 25 % of syncd's CPU at 200,000 rows. At 25,000 it still ran 
 an initial sync of 1,000,000 rows (1 s of CPU), set off by each job's 25,000 rows, outcomes
 and identities made at once; at 100,000 it runs on garbage, not on a job's working set: 2
 runs, 0.04 s (BENCHMARKS.md). Cycles are still collected, in batches: syncd's statements are
-built once where they would carry large values, so what waits for the collector is small."""
+built once where they would carry large values, and its CRM answers are freed from httpx's
+cycle (``syncd.crm.auth.unbound``), so what waits for the collector is small."""
 
 
 def _tune_gc() -> None:

@@ -22,7 +22,7 @@ import httpx
 import stamina
 
 from syncd.credits import BUDGET_WINDOW, check_budget
-from syncd.crm.auth import REGRANT_ADVICE, TokenManager, certificate_error
+from syncd.crm.auth import REGRANT_ADVICE, TokenManager, certificate_error, unbound
 from syncd.errors import CrmAuthError, CrmError, CrmFatalError, CrmRetriableError
 from syncd.ports import CachedToken, Clock, CreditLedger
 
@@ -244,12 +244,14 @@ class ZohoApi:
 
     def _request(self, call: Call, url: str, headers: dict[str, str]) -> httpx.Response:
         if call.upload is None:
-            return self._http.request(
+            response = self._http.request(
                 call.method, url, params=call.params, json=call.json, headers=headers
             )
-        with call.upload.open("rb") as file:
-            files = {"file": (call.upload.name, file, "application/zip")}
-            return self._http.request(call.method, url, files=files, headers=headers)
+        else:
+            with call.upload.open("rb") as file:
+                files = {"file": (call.upload.name, file, "application/zip")}
+                response = self._http.request(call.method, url, files=files, headers=headers)
+        return unbound(response)
 
     def _account(self, call: Call, response: httpx.Response) -> None:
         """Record what the call cost; refused calls (401, 429) did no work and cost nothing."""

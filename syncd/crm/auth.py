@@ -110,7 +110,7 @@ class TokenManager:
             "refresh_token": settings.refresh_token.reveal(),
         }
         try:
-            response = self._http.post(url, data=form)
+            response = unbound(self._http.post(url, data=form))
         except httpx.TransportError as exc:
             untrusted = certificate_error(exc, url)
             if untrusted is not None:
@@ -145,6 +145,19 @@ def certificate_error(exc: httpx.TransportError, url: str) -> CrmFatalError | No
         "TLS: if a proxy re-signs traffic on purpose, point SSL_CERT_FILE at its CA bundle",
         code="TLS_UNVERIFIED",
     )
+
+
+def unbound(response: httpx.Response) -> httpx.Response:
+    """``response`` without the stream httpx binds to it, which refers back to the response.
+
+    That reference cycle kept every answer until the cyclic collector ran, which an initial
+    sync lets run rarely (``syncd.cli.GC_THRESHOLD``): its body (a bulk result's zip) and its
+    request (the token exchange's holds the client secret), about 0.3 MiB per bulk job, 12 MiB
+    at 1,000,000 rows (BENCHMARKS.md). httpx read the body whole and closed the stream, so a
+    plain stream of the body takes its place, and the answer is freed when its caller drops
+    it."""
+    response.stream = httpx.ByteStream(response.content)
+    return response
 
 
 def refresh_margin(token: CachedToken) -> timedelta:
