@@ -13,6 +13,7 @@ import logging
 import sys
 from collections import defaultdict
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 from syncd.commands.progress import progress_bar
 from syncd.emulator.server import EmulatorServer
 from syncd.emulator.settings import EmulatorSettings
+from syncd.engine.progress import Progress
 from syncd.engine.runs import run_drain
 from tests.helpers.e2e import open_app, write_config
 from tests.helpers.orders import create_orders, order
@@ -45,8 +47,24 @@ def test_initial_sync_reports_zohos_processed_counts_and_an_eta_one_log_line_per
         with open_app(config, bulk_poll_interval=timedelta(milliseconds=50)) as app:
             rt = app.runtime(app.settings.pipeline("orders"))
             with app.pipeline_lease("orders"), progress_bar("orders", ROWS) as update:
-                result = run_drain(rt, "initial", update)
+                credits: list[tuple[str, int]] = []
+
+                def noted(progress: Progress) -> None:
+                    credits.append((progress.step, progress.counts.credits))
+                    update(progress)
+
+                result = run_drain(rt, "initial", noted)
     assert (result.counts.confirmed, result.left_pending) == (ROWS, 0)
+
+    # Credits so far, from the ledger: an upload and its job's creation are counted on their
+    # step; a read or an encoding follows no call and carries the credits of the step before.
+    spent = [c for _, c in credits]
+    assert spent == sorted(spent) and spent[-1] == result.counts.credits > 0
+    for (_, before), (step, now) in pairwise(credits):
+        if step in ("read", "encoded"):
+            assert now == before
+        if step == "uploaded":
+            assert now > before
 
     lines: list[Any] = [r for r in caplog.records if getattr(r, "event", None) == "progress"]
     steps = [r.step for r in lines]
