@@ -234,6 +234,8 @@ def _read_result(
         raise CrmRetriableError(f"bulk job {job_id}: {exc}", code="BAD_RESULT") from None
     if keys is None:
         return outcomes
+    if list(map(OUTCOME_KEY, outcomes)) == list(keys):  # the usual result: the file's order
+        return outcomes
     foreign = sorted(set(map(OUTCOME_KEY, outcomes)).difference(keys))  # no Python step a row
     if foreign:
         raise CrmRetriableError(

@@ -296,6 +296,8 @@ def parse_bulk_result(data: bytes) -> list[Outcome]:
         listed = list(rows)
         keys = list(map(operator.itemgetter(0), listed))
         outcomes = [result_outcome(row[0], dict(zip(header, row, strict=False))) for row in listed]
+    if len(set(keys)) == len(keys):  # the usual result: no key named twice
+        return outcomes
     # A key named twice keeps its last row.
     return list(dict(zip(keys, outcomes, strict=True)).values())
 
@@ -343,6 +345,7 @@ def zoho_column(header: list[str], name: str) -> int:
 
 
 _WRITTEN_STATUS = {"ADDED": OutcomeKind.ADDED, "UPDATED": OutcomeKind.UPDATED}
+_FIRST, _SECOND, _THIRD = map(operator.itemgetter, range(3))
 
 
 def _all_written(
@@ -359,10 +362,11 @@ def _all_written(
         return None
     if not picked:
         return [], []
-    keys, statuses, found = zip(*picked, strict=True)
+    # Column by column with a getter each: zip(*picked) passes every row as an argument.
+    keys = list(map(_FIRST, picked))
+    kinds = list(map(_WRITTEN_STATUS.get, map(_SECOND, picked)))
+    ids = list(map(str.strip, map(_THIRD, picked)))
     del picked
-    kinds = list(map(_WRITTEN_STATUS.get, statuses))
-    ids = list(map(str.strip, found))
     if None in kinds or "" in ids:
         return None
     written = cast(list[OutcomeKind], kinds)  # None is not among them (above)

@@ -194,6 +194,20 @@ def test_zoho_columns_are_told_from_echoed_fields_of_the_same_name(skipped: str)
     ]
 
 
+@pytest.mark.parametrize("other", ["k3,UPDATED,333,\r\n", "k3,SKIPPED,,CANNOT_PROCESS-Name\r\n"])
+def test_a_key_named_twice_in_a_result_keeps_its_last_row(other: str) -> None:
+    """A key the result names twice is one outcome, its last row's, at its first place:
+    whether every row was written (read column by column) or not (row by row)."""
+    data = _result_zip(
+        "parent_id,STATUS,RECORD_ID,ERRORS\r\nk1,ADDED,111,\r\nk2,ADDED,222,\r\n"
+        + other
+        + "k1,UPDATED,999,\r\n"
+    )
+    outcomes = parse_bulk_result(data)
+    assert [o.key for o in outcomes] == ["k1", "k2", "k3"]
+    assert outcomes[0] == Outcome("k1", OutcomeKind.UPDATED, record_id="999")
+
+
 def test_result_with_bom_and_lower_headers() -> None:
     """A UTF-8 BOM and lower-case headers are read the same."""
     data = _result_zip("\ufeffparent_id,status,record_id,errors\nk1,added,1,\n")
