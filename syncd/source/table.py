@@ -892,8 +892,11 @@ class XID(UserDefinedType[str]):
 def _sent_json(texts: Sequence[str], sent: Sequence[PendingRow]) -> str:
     """The JSON object ``_confirm_on_server`` binds: key text -> the fingerprint sent, then a
     space and the row version read with it, if one was (a fingerprint is hex: no space)."""
-    versions = ("" if v is None else f" {v}" for v in map(_VERSION, sent))
-    return jsontext.dumps(dict(zip(texts, map(add, fingerprints_of(sent), versions), strict=True)))
+    versions = list(map(_VERSION, sent))
+    # Each version's text made once (a chunk's rows mostly share one): no Python step a row.
+    suffix = {v: "" if v is None else f" {v}" for v in set(versions)}
+    sent_texts = map(add, fingerprints_of(sent), map(suffix.__getitem__, versions))
+    return jsontext.dumps(dict(zip(texts, sent_texts, strict=True)))
 
 
 def _shared(versions: Iterable[int | None]) -> Iterator[int | None]:
