@@ -759,9 +759,9 @@ class LegacyTable:
             given = {"sent": _sent_json(texts, sent)}
             flagging = conn.execute(self._flagging, given)
             if flagging.rowcount == len(sent) == len(marked := set(texts)):
-                # The usual chunk: a row each key flagged (keys in a chunk are distinct), so
-                # the keys it returned are the keys sent, and are not read (1,000,000 of
-                # them per 1,000,000 rows).
+                # The usual chunk: one row flagged per key sent (a chunk's keys are distinct
+                # and each matches its own row only), so the keys it returned are the keys
+                # sent, and are not read (1,000,000 of them per 1,000,000 rows).
                 flagging.close()
             else:
                 marked = set(map(str, map(itemgetter(0), flagging.cursor.fetchall())))

@@ -203,7 +203,8 @@ def _record_identities_sqlite(conn: Connection, pipeline: str, items: Sequence[I
 @functools.cache
 def _sqlite_identity_sql(rows: int) -> tuple[str, str]:
     """(forget the other holders, upsert) for ``rows`` identities bound as ``(key, record_id,
-    content_hash)`` triples after the pipeline (and, for the upsert, before them its two stamps).
+    content_hash)`` triples: the forgetting takes the triples, then the pipeline; the upsert
+    the pipeline and its two stamps, then the triples.
 
     Each statement begins with its verb: Python's sqlite3 opens the transaction before an
     INSERT, UPDATE, DELETE or REPLACE only, so a statement beginning ``WITH`` ran in a
