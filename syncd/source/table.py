@@ -754,8 +754,6 @@ class LegacyTable:
         flag = self._col(self.spec.flag)
         texts = list(map(ROW_KEY_TEXT, sent))
         with self._locked("marking rows synced") as conn:
-            # The driver's rows (one fetch), not SQLAlchemy's: the key type converts nothing
-            # here (_confirms_on_server), and a Result row cost about 0.4 µs.
             given = {"sent": _sent_json(texts, sent)}
             flagging = conn.execute(self._flagging, given)
             if flagging.rowcount == len(sent) == len(marked := set(texts)):
@@ -764,6 +762,8 @@ class LegacyTable:
                 # sent, and are not read (1,000,000 of them per 1,000,000 rows).
                 flagging.close()
             else:
+                # The driver's rows (one fetch), not SQLAlchemy's: the key type converts
+                # nothing here (_confirms_on_server), and a Result row cost about 0.4 µs.
                 marked = set(map(str, map(itemgetter(0), flagging.cursor.fetchall())))
             if len(marked) == len(sent):  # every row flagged
                 same, missed = list(map(_KEY, sent)), []
